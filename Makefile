@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make demo` (the main job) and `make test` (the whole suite).
+# Both create what they need and are safe to run again.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DIGITKIT := $(VENV)/bin/digitkit
+RUNS ?= runs
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
+	$(PIP) install --quiet -c constraints.txt -e ".[train,litert,onnxruntime,images,report,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(DIGITKIT) train --out $(RUNS)/train
+	$(DIGITKIT) export --model $(RUNS)/train/model.keras --out $(RUNS)/export --int8
+	$(DIGITKIT) verify $(RUNS)/export --report $(RUNS)/report
+	$(PY) examples/make_sample_digit.py $(RUNS)/sample-digit.png
+	$(DIGITKIT) predict $(RUNS)/sample-digit.png --model $(RUNS)/export/digit_mlp_int8.tflite
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(RUNS) build dist *.egg-info

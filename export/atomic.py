@@ -1,0 +1,87 @@
+"""Atomic writes: a temporary name in the same directory, renamed into place only when complete.
+
+A killed or failed run therefore never leaves a half-written file under a real name, and the
+previous file stays intact until the new one replaces it in a single rename.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from digitkit.runtime.errors import DigitkitError
+
+STAGING_PREFIX = ".digitkit-staging-"
+
+
+def ensure_writable_dir(directory: Path, what: str = "output") -> Path:
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitkitError(f"Cannot create {what} directory {directory} ({exc.strerror})", "Pass a writable --out") from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise DigitkitError(f"{what.capitalize()} directory {directory} is not writable", "Pass a writable --out")
+    return directory
+
+
+def temporary_path(target: Path) -> Path:
+    """A unique hidden name beside ``target`` with the same suffix (Keras insists on .keras)."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path):
+    """Yield a temporary path to write; on success fsync and rename it to ``target``."""
+    target = Path(target)
+    tmp = temporary_path(target)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(target: str | Path, data) -> None:
+    write_bytes_atomic(target, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def new_staging_dir(parent: Path) -> Path:
+    """A hidden scratch directory for a multi-file write; stale ones from killed runs are removed."""
+    for stale in parent.glob(STAGING_PREFIX + "*"):
+        pid = stale.name[len(STAGING_PREFIX):].split("-")[0]
+        if not pid.isdigit() or not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(staged: list[Path], directory: Path) -> None:
+    """Move staged files into ``directory``, each by one atomic rename, in the given order."""
+    for path in staged:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    for path in staged:
+        os.replace(path, directory / path.name)

@@ -1,0 +1,91 @@
+"""The one table of export targets. It drives the CLI's flags and their validation, the docs
+(`python -m digitkit.export.formats` prints the Markdown table), export, and verification."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from digitkit.runtime.errors import InputError
+
+FORMATS = ("tflite", "onnx")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    flag: Optional[str]  # the export flag that adds it; None: always exported
+    description: str
+
+
+MODES = {
+    "fp32": Mode("fp32", None, "float32 weights and activations, the reference"),
+    "fp16": Mode("fp16", "--float16", "float16 weights, float32 compute and I/O"),
+    "dynamic": Mode("dynamic", "--dynamic", "int8 weights, activations quantized at run time, float I/O"),
+    "int8": Mode("int8", "--int8", "full integer: int8 weights and activations, calibrated"),
+}
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    format: str
+    mode: str
+    filename: str
+    exporter: str  # "module:function", imported only when this target is exported
+    quantization: str
+    io: str
+
+    def export_function(self) -> Callable:
+        module, _, name = self.exporter.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+TARGETS = (
+    ExportTarget("tflite", "fp32", "digit_mlp_fp32.tflite", "digitkit.export.tflite:export_fp32", "none", "float32 in, float32 out"),
+    ExportTarget("tflite", "fp16", "digit_mlp_fp16.tflite", "digitkit.export.tflite:export_fp16", "float16 weights", "float32 in, float32 out"),
+    ExportTarget("tflite", "dynamic", "digit_mlp_dynamic.tflite", "digitkit.export.tflite:export_dynamic", "int8 weights (per-tensor), dynamic-range activations", "float32 in, float32 out"),
+    ExportTarget("tflite", "int8", "digit_mlp_int8.tflite", "digitkit.export.tflite:export_int8", "int8 weights (per-channel) and activations, calibrated", "int8 in, int8 out"),
+    ExportTarget("onnx", "fp32", "digit_mlp_fp32.onnx", "digitkit.export.onnx:export_fp32", "none", "float32 in, float32 out"),
+    ExportTarget("onnx", "dynamic", "digit_mlp_dynamic.onnx", "digitkit.export.onnx:export_dynamic", "int8 weights, dynamic activations (DynamicQuantizeLinear)", "float32 in, float32 out"),
+    ExportTarget("onnx", "int8", "digit_mlp_int8.onnx", "digitkit.export.onnx:export_int8", "QDQ: int8 weights (per-channel) and activations, calibrated", "float32 in, float32 out"),
+)
+
+
+def formats_with(mode: str) -> list[str]:
+    return [t.format for t in TARGETS if t.mode == mode]
+
+
+def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> list[ExportTarget]:
+    """The targets for the requested formats and modes; an impossible combination is an error."""
+    chosen_formats = list(dict.fromkeys(formats or FORMATS))
+    for fmt in chosen_formats:
+        if fmt not in FORMATS:
+            raise InputError(f"Unknown format {fmt!r}", f"Use --format with one of: {', '.join(FORMATS)}")
+    chosen_modes = list(dict.fromkeys(["fp32", *modes]))
+    for mode in chosen_modes:
+        if mode not in MODES:
+            raise InputError(f"Unknown mode {mode!r}", f"Use one of: {', '.join(MODES)}")
+        if formats and not any(fmt in chosen_formats for fmt in formats_with(mode)):
+            raise InputError(
+                f"{MODES[mode].flag} is not available for {', '.join(chosen_formats)}",
+                f"{MODES[mode].flag} exists for: {', '.join(formats_with(mode))}",
+            )
+    return [t for t in TARGETS if t.format in chosen_formats and t.mode in chosen_modes]
+
+
+def target_for(fmt: str, mode: str) -> Optional[ExportTarget]:
+    for target in TARGETS:
+        if target.format == fmt and target.mode == mode:
+            return target
+    return None
+
+
+def markdown_table() -> str:
+    rows = ["| format | mode | flag | file | quantization | I/O |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in TARGETS:
+        rows.append(f"| {t.format} | {t.mode} | {MODES[t.mode].flag or '(always)'} | `{t.filename}` | {t.quantization} | {t.io} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

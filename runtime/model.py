@@ -1,0 +1,83 @@
+"""``load()``: an artifact on a backend, behind ``predict`` and ``predict_proba``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .backends import open_session
+from .errors import ArtifactError
+from .manifest import Manifest, check_file_hash, find_manifest_for
+from .preprocess import as_batch, dequantize_output, quantize_input
+from .validate import CHECKS, detect_format
+
+
+class DigitModel:
+    """A loaded digit classifier. Thread-safe: one instance may serve many threads."""
+
+    def __init__(self, path: Path, session, fmt: str, manifest: Optional[Manifest] = None) -> None:
+        self.path = path
+        self.format = fmt
+        self.session = session
+        self.manifest = manifest
+        self.entry = manifest.entry_for(path.name) if manifest else None
+        self.input_info = session.inputs[0]
+        self.output_info = session.outputs[0]
+
+    @property
+    def backend(self) -> str:
+        return self.session.backend_name
+
+    @property
+    def mode(self) -> str:
+        if self.entry:
+            return self.entry["mode"]
+        return "int8" if self.input_info.quantized else "unknown"
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, (N, 10) float32, for uint8 pixels or floats in [0, 1]."""
+        batch = as_batch(x)
+        raw = self.session.run(quantize_input(batch, self.input_info))
+        return dequantize_output(raw, self.output_info)
+
+    def predict(self, x) -> np.ndarray:
+        """The digit for each image, (N,) int64."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    def __repr__(self) -> str:
+        return f"DigitModel({self.path.name!r}, format={self.format!r}, mode={self.mode!r}, backend={self.backend!r})"
+
+
+def read_artifact(path: str | Path, verify_hash: bool = True) -> tuple[Path, bytes, str, Optional[Manifest]]:
+    """The artifact's bytes and format, checked against its manifest (if any) and for structure."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist", "Pass the path of a .tflite or .onnx artifact")
+    manifest = find_manifest_for(path)
+    if manifest is not None and verify_hash:
+        check_file_hash(path, manifest.entry_for(path.name)["sha256"])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc.strerror})", "Check the file's permissions") from exc
+    fmt = detect_format(path, data)
+    CHECKS[fmt](path, data)
+    return path, data, fmt, manifest
+
+
+def load(path: str | Path, backend: str = "auto", threads: Optional[int] = None, verify_hash: bool = True) -> DigitModel:
+    """Load a .tflite or .onnx digit model.
+
+    ``backend`` is ``auto`` (LiteRT, then tflite-runtime, for TFLite; onnxruntime for ONNX) or a
+    name from ``digitkit.runtime.BACKENDS``. When a manifest lies beside the file, the file must
+    match its recorded sha256: a changed artifact is refused before a runtime sees it.
+    """
+    path, data, fmt, manifest = read_artifact(path, verify_hash=verify_hash)
+    session = open_session(data, fmt, backend=backend, threads=threads)
+    if len(session.inputs) != 1 or len(session.outputs) != 1:
+        raise ArtifactError(f"{path} has {len(session.inputs)} inputs and {len(session.outputs)} outputs, not one each", "Export the digit MLP with `digitkit export`")
+    last = session.inputs[0].shape[-1] if session.inputs[0].shape else None
+    if last != 784:
+        raise ArtifactError(f"{path} takes inputs of shape {session.inputs[0].shape}, not (N, 784)", "Export the digit MLP with `digitkit export`")
+    return DigitModel(path, session, fmt, manifest)

@@ -1,0 +1,78 @@
+"""Arrays in, model inputs out: shape and range checks, and int8/uint8 (de)quantization.
+
+The quantized path is the hot one on a device, so it avoids copies: uint8 pixels go to an int8
+input with scale 1/255 and zero point -128 by flipping the top bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backends.base import TensorInfo
+from .errors import InputError
+
+PIXELS = 784
+
+
+def as_batch(x) -> np.ndarray:
+    """(N, 784) float32 in [0, 1] or uint8, from one image or a batch, flat or 28x28."""
+    array = np.asarray(x)
+    if array.dtype == np.uint8:
+        pass
+    elif array.dtype.kind == "f":
+        if array.dtype != np.float32:
+            array = array.astype(np.float32)
+    elif array.dtype.kind in "iub":
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise InputError("Integer images must hold pixel values 0 to 255", "Pass uint8 pixels or floats in [0, 1]")
+        array = array.astype(np.uint8)
+    else:
+        raise InputError(f"Images of dtype {array.dtype} are not supported", "Pass uint8 pixels or floats in [0, 1]")
+    shape = array.shape
+    if shape == (28, 28) or shape == (PIXELS,):
+        array = array.reshape(1, PIXELS)
+    elif array.ndim == 3 and shape[1:] == (28, 28):
+        array = array.reshape(shape[0], PIXELS)
+    elif array.ndim == 2 and shape[1] == PIXELS:
+        pass
+    else:
+        raise InputError(
+            f"Images of shape {shape} are not 28x28 digits",
+            "Pass (N, 28, 28), (N, 784), (28, 28) or (784,); use digitkit.runtime.images for image files",
+        )
+    if array.shape[0] == 0:
+        raise InputError("The batch is empty", "Pass at least one image")
+    if array.dtype == np.float32:
+        low, high = array.min(), array.max()
+        if not (low >= 0.0 and high <= 1.0):  # also false for NaN
+            if np.isnan(low) or np.isnan(high):
+                raise InputError("The images contain NaN", "Replace NaN pixels before predicting")
+            raise InputError(
+                f"Float images must lie in [0, 1], these span [{low:.3g}, {high:.3g}]",
+                "Divide 0-255 pixels by 255, or pass them as uint8",
+            )
+    return array
+
+
+def quantize_input(batch: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """The batch in the artifact's input type: float32, or int8/uint8 with its scale and zero point."""
+    if not info.quantized:
+        if batch.dtype == np.uint8:
+            return batch.astype(np.float32) * np.float32(1.0 / 255.0)
+        return batch
+    if batch.dtype == np.uint8 and abs(info.scale * 255.0 - 1.0) < 1e-6:
+        if info.dtype == "int8" and info.zero_point == -128:
+            return np.ascontiguousarray(batch ^ np.uint8(0x80)).view(np.int8)
+        if info.dtype == "uint8" and info.zero_point == 0:
+            return batch
+    values = batch.astype(np.float32)
+    if batch.dtype == np.uint8:
+        values *= np.float32(1.0 / 255.0)
+    limits = np.iinfo(info.dtype)
+    q = np.rint(values / np.float32(info.scale)) + info.zero_point
+    return np.clip(q, limits.min, limits.max).astype(info.dtype)
+
+
+def dequantize_output(raw: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if not info.quantized:
+        return raw if raw.dtype == np.float32 else raw.astype(np.float32)
+    return (raw.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)

@@ -1,0 +1,3 @@
+from digitkit.toolkit.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""Import TensorFlow quietly, only when a command really needs it."""
+from __future__ import annotations
+
+import os
+
+
+def import_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        from digitkit.runtime.errors import DigitkitError
+
+        raise DigitkitError(
+            "This command needs TensorFlow, which is not installed", "pip install 'digitkit[train]'"
+        ) from exc
+    tf.get_logger().setLevel("ERROR")
+    return tf
