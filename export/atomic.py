@@ -31,8 +31,15 @@ def ensure_writable_dir(directory: Path, what: str = "output") -> Path:
 def temporary_path(target: Path) -> Path:
     """A unique hidden name beside ``target`` with the same suffix (Keras insists on .keras)."""
     fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

@@ -1,2 +1,2 @@
 """digitkit's workstation side: data, training, verification, reports and the command line."""
-__version__ = "0.1.0"
+from digitkit.runtime.version import __version__

@@ -15,7 +15,7 @@ from digitkit.export.atomic import atomic_path, ensure_writable_dir, write_json_
 from digitkit.runtime.errors import InputError
 
 from .data import data_checksums, load_mnist
-from .tf_env import import_tensorflow
+from digitkit.export.tf_env import import_tensorflow
 
 MODEL_NAME = "model.keras"
 RECORD_NAME = "training.json"

@@ -1,7 +1,58 @@
-"""`digitkit export` (not yet built)."""
-from .common import fail
+"""`digitkit export`: TFLite and ONNX artifacts, float and int8, with their manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import DEFAULT_EXPORT_DIR, DEFAULT_TRAIN_DIR, echo, friendly_errors
 
 
-def export() -> None:
-    """Not yet available."""
-    raise fail("digitkit export is not built yet")
+@friendly_errors
+def export(
+    model: Path = typer.Option(DEFAULT_TRAIN_DIR / "model.keras", help="The trained model.keras (default: the last `digitkit train` output)."),
+    out: Path = typer.Option(DEFAULT_EXPORT_DIR, help="Directory for the artifacts and manifest.json."),
+    int8: bool = typer.Option(False, "--int8", help="Add full-integer int8 models (TFLite int8 I/O; ONNX QDQ per-channel)."),
+    float16: bool = typer.Option(False, "--float16", help="Add a float16-weight TFLite model."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Add dynamic-range int8 models (TFLite and ONNX)."),
+    formats: Optional[List[str]] = typer.Option(None, "--format", help="Restrict to a format: tflite or onnx (repeatable)."),
+    calibration_size: int = typer.Option(500, help="Training images used to calibrate int8 models."),
+    calibration_seed: int = typer.Option(0, help="Seed choosing the calibration images."),
+    opset: int = typer.Option(17, help="ONNX opset (13 to 18)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory with the four MNIST .gz files [env: DIGITKIT_DATA]."),
+) -> None:
+    """Convert model.keras to TFLite and ONNX; --int8 adds the quantized models."""
+    from digitkit.export.calibration import CalibrationSet
+    from digitkit.export.formats import select_targets
+    from digitkit.export.pipeline import run_export
+    from digitkit.runtime.errors import InputError
+    from digitkit.toolkit.data import data_checksums, load_mnist
+    from digitkit.toolkit.table import human_size, text_table
+    from digitkit.toolkit.training import read_record
+
+    modes = [m for m, on in (("fp16", float16), ("dynamic", dynamic), ("int8", int8)) if on]
+    targets = select_targets([f.lower() for f in formats] if formats else None, modes)
+    if not 13 <= opset <= 18:
+        raise InputError(f"--opset {opset} is outside 13 to 18", "tf2onnx 1.17 writes opsets 13 to 18; use 17")
+    if not model.is_file():
+        from digitkit.runtime.errors import ArtifactError
+
+        raise ArtifactError(f"No trained model at {model}", "Run `digitkit train` first, or pass --model PATH/model.keras")
+    (x_train, _), (x_test, y_test) = load_mnist(data_dir)
+    calibration = CalibrationSet.from_training_set(x_train, size=calibration_size, seed=calibration_seed)
+    result = run_export(model, out, targets, calibration, x_test, y_test, data_checksums(), training=read_record(model), onnx_opset=opset)
+
+    fp32_size = {a.target.format: a.size_bytes for a in result.artifacts if a.target.mode == "fp32"}
+    rows = []
+    for a in result.artifacts:
+        ratio = a.size_bytes / fp32_size[a.target.format] if a.target.format in fp32_size else float("nan")
+        rows.append([a.target.format, a.target.mode, a.path.name, human_size(a.size_bytes), f"{ratio:.2f}x", f"{a.accuracy:.4f}", f"{a.accuracy - result.source_accuracy:+.4f}", a.backend, f"{a.seconds:.1f}"])
+    echo(text_table(["format", "mode", "file", "size", "vs fp32", "accuracy", "vs keras", "backend", "export s"], rows))
+    echo(f"Keras model: accuracy {result.source_accuracy:.4f}. Manifest: {result.manifest_path}")
+    echo("Next:")
+    echo(f"  digitkit verify {out}")
+    int8_tflite = next((a.path for a in result.artifacts if a.target.format == "tflite" and a.target.mode == "int8"), None)
+    first = int8_tflite or result.artifacts[0].path
+    echo(f"  digitkit info {first}")
+    echo(f"  digitkit predict IMAGE.png --model {first}")

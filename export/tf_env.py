@@ -14,8 +14,11 @@ def import_tensorflow():
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
+    from .quiet import quiet_output
+
     try:
-        import tensorflow as tf
+        with quiet_output():  # absl writes start-up notices straight to fd 2
+            import tensorflow as tf
     except ImportError as exc:
         from digitkit.runtime.errors import DigitkitError
 
