@@ -1,0 +1,73 @@
+"""Shared fixtures: real MNIST, the seed model trained once per run, and every export mode of it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from digitkit.toolkit.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist):
+    return mnist[1]
+
+
+@pytest.fixture(scope="session")
+def seed_model_dir(tmp_path_factory) -> Path:
+    """The seed recipe, exactly (4 epochs, batch 128, seed 0), trained once per test run."""
+    from digitkit.toolkit.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("seed-model")
+    train(TrainConfig(), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def export_dir(seed_model_dir, mnist, tmp_path_factory) -> Path:
+    """Every target of the export table (fp32, fp16, dynamic, int8; TFLite and ONNX) with its manifest."""
+    from digitkit.export.calibration import CalibrationSet
+    from digitkit.export.formats import TARGETS
+    from digitkit.export.pipeline import run_export
+    from digitkit.toolkit.data import data_checksums
+    from digitkit.toolkit.training import read_record
+
+    (x_train, _), (x_test, y_test) = mnist
+    out = tmp_path_factory.mktemp("export")
+    model = seed_model_dir / "model.keras"
+    run_export(
+        model, out, list(TARGETS), CalibrationSet.from_training_set(x_train, 500, 0), x_test, y_test,
+        data_checksums(), training=read_record(model),
+    )
+    return out
+
+
+def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """The real `digitkit` console script in a subprocess, as a user runs it."""
+    exe = Path(sys.executable).with_name("digitkit")
+    merged = {**os.environ, **(env or {})}
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=merged, cwd=cwd, timeout=timeout)
+
+
+def mnist_png_dir(directory: Path, images: np.ndarray) -> list[Path]:
+    from PIL import Image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(images):
+        path = directory / f"{i:05d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
