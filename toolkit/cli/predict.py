@@ -1,7 +1,74 @@
-"""`digitkit predict` (not yet built)."""
-from .common import fail
+"""`digitkit predict`: digits for image files, on the device runtime (no TensorFlow)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import DEFAULT_EXPORT_DIR, echo, fail, friendly_errors
 
 
-def predict() -> None:
-    """Not yet available."""
-    raise fail("digitkit predict is not built yet")
+def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
+    """The int8 TFLite artifact of the last export (else its first TFLite, else its first artifact)."""
+    from digitkit.runtime.errors import ArtifactError
+    from digitkit.runtime.manifest import MANIFEST_NAME, read_manifest
+
+    if not (export_dir / MANIFEST_NAME).is_file():
+        raise ArtifactError(f"No --model given and no export in {export_dir}", "Run `digitkit export --int8` or pass --model PATH")
+    entries = read_manifest(export_dir).artifacts
+    ranked = sorted(entries, key=lambda e: (e["format"] != "tflite", e["mode"] != "int8"))
+    if not ranked:
+        raise ArtifactError(f"{export_dir / MANIFEST_NAME} lists no artifacts", "Run `digitkit export --int8` or pass --model PATH")
+    return export_dir / ranked[0]["file"]
+
+
+@friendly_errors
+def predict(
+    images: List[Path] = typer.Argument(..., help="Image files or directories of them (PNG, JPEG, BMP, PGM/PPM, ...)."),
+    model: Optional[Path] = typer.Option(None, help="A .tflite or .onnx artifact (default: the int8 TFLite of the last export)."),
+    backend: str = typer.Option("auto", help="auto, litert, tflite-runtime or onnxruntime."),
+    threads: Optional[int] = typer.Option(None, help="Threads the backend may use."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: file, digit, confidence, probabilities."),
+) -> None:
+    """Predict the digit in each image. Bad files are reported one line each; the rest are still predicted."""
+    import json
+
+    import numpy as np
+
+    from digitkit.export.quiet import quiet_output
+    from digitkit.runtime import load
+    from digitkit.runtime.errors import DigitkitError
+    from digitkit.runtime.images import expand_image_paths, load_images
+
+    with quiet_output():
+        runtime_model = load(model or default_model(), backend=backend, threads=threads)
+    failures = 0
+    files: list[Path] = []
+    for argument in images:
+        try:
+            files.extend(expand_image_paths([argument]))
+        except DigitkitError as exc:
+            failures += 1
+            typer.echo(f"digitkit: error: {exc.one_line()}", err=True)
+    loaded = []
+    for path, result in load_images(files):
+        if isinstance(result, DigitkitError):
+            failures += 1
+            typer.echo(f"digitkit: error: {result.one_line()}", err=True)
+        else:
+            loaded.append((path, result))
+    if loaded:
+        probabilities = runtime_model.predict_proba(np.stack([image for _, image in loaded]))
+        for (path, _), row in zip(loaded, probabilities):
+            order = np.argsort(-row)
+            digit, confidence = int(order[0]), float(row[order[0]])
+            if as_json:
+                echo(json.dumps({"file": str(path), "digit": digit, "confidence": round(confidence, 6), "probabilities": [round(float(p), 6) for p in row]}))
+            else:
+                top3 = " ".join(f"{int(d)}:{row[d]:.3f}" for d in order[:3])
+                echo(f"{path}  digit {digit}  confidence {confidence:.3f}  top3 {top3}")
+    if not loaded and not failures:
+        raise fail("No images found in the given directories. Pass PNG, JPEG, BMP or PGM files")
+    if failures:
+        raise typer.Exit(2)

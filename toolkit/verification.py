@@ -1,0 +1,189 @@
+"""Parity of every artifact on every backend against the Keras model, as a gate.
+
+The reference is what the manifest recorded at export (the Keras model's test accuracy, its 10,000
+predictions and probabilities), so verification needs no TensorFlow and runs on a device too.
+Checks run in a fixed order, and each failure is a typed object, not a string to parse.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from digitkit.runtime import load
+from digitkit.runtime.backends import BACKENDS, backends_for
+from digitkit.runtime.errors import BackendUnavailableError, DigitkitError, InputError
+from digitkit.runtime.manifest import Manifest
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Gates:
+    min_accuracy: float = 0.95
+    max_drop_pp: float = 0.5  # percentage points below the Keras model
+    min_agreement: float = 0.99  # fraction of test images with the Keras model's top-1
+
+    def check(self) -> None:
+        if not 0.0 <= self.min_accuracy <= 1.0:
+            raise InputError(f"--min-accuracy {self.min_accuracy} is not a fraction", "Pass a value in [0, 1], e.g. 0.95")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise InputError(f"--min-agreement {self.min_agreement} is not a fraction", "Pass a value in [0, 1], e.g. 0.99")
+        if self.max_drop_pp < 0:
+            raise InputError(f"--max-drop {self.max_drop_pp} is negative", "Pass percentage points, e.g. 0.5")
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """One failed check. ``kind`` is the check's name, in the order checks run."""
+
+    kind: str  # load | shape | accuracy | drop | agreement
+    message: str
+
+
+class ShapeFailure(GateFailure):
+    pass
+
+
+CHECK_ORDER = ("load", "shape", "accuracy", "drop", "agreement")
+
+
+@dataclass
+class ParityResult:
+    file: str
+    format: str
+    mode: str
+    backend: str
+    accuracy: float = float("nan")
+    reference_accuracy: float = float("nan")
+    drop_pp: float = float("nan")
+    agreement: float = float("nan")
+    max_abs_prob_diff: Optional[float] = None
+    per_class_accuracy: list = field(default_factory=list)
+    ms_per_image: float = float("nan")
+    failures: list = field(default_factory=list)
+    predictions: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("predictions")
+        data["passed"] = self.passed
+        data["failures"] = [asdict(f) for f in self.failures]
+        return data
+
+
+def backends_to_run(fmt: str, requested: Optional[Iterable[str]]) -> list[str]:
+    if not requested:
+        return [spec.name for spec in backends_for(fmt)]
+    names = []
+    for name in requested:
+        if name not in BACKENDS:
+            raise InputError(f"Unknown backend {name!r}", f"Use one of: {', '.join(BACKENDS)}")
+        if fmt in BACKENDS[name].formats:
+            names.append(name)
+    return names
+
+
+def evaluate(model, x_test: np.ndarray) -> tuple[np.ndarray, float]:
+    """Probabilities for the whole test set in batches, and milliseconds per image."""
+    started = time.perf_counter()
+    chunks = [model.predict_proba(x_test[i : i + BATCH]) for i in range(0, len(x_test), BATCH)]
+    seconds = time.perf_counter() - started
+    return np.concatenate(chunks), 1000.0 * seconds / len(x_test)
+
+
+def check_artifact(
+    manifest: Manifest, entry: dict, backend: str, x_test: np.ndarray, y_test: np.ndarray,
+    reference: np.ndarray, reference_probabilities: Optional[np.ndarray], gates: Gates,
+) -> ParityResult:
+    result = ParityResult(entry["file"], entry["format"], entry["mode"], backend)
+    result.reference_accuracy = float(manifest.reference["test_accuracy"])
+    path = manifest.check_artifact(entry)  # a changed file is bad input (exit 2), not a failed gate
+    try:
+        model = load(path, backend=backend, verify_hash=False)
+    except BackendUnavailableError:
+        raise
+    except DigitkitError as exc:
+        result.failures.append(GateFailure("load", exc.one_line()))
+        return result
+    probabilities, result.ms_per_image = evaluate(model, x_test)
+    if probabilities.shape != (len(x_test), 10):
+        result.failures.append(ShapeFailure("shape", f"output shape {probabilities.shape}, expected {(len(x_test), 10)}"))
+        return result
+    predictions = probabilities.argmax(axis=1)
+    result.predictions = predictions
+    result.accuracy = float((predictions == y_test).mean())
+    result.drop_pp = 100.0 * (result.reference_accuracy - result.accuracy)
+    result.agreement = float((predictions == reference).mean())
+    if reference_probabilities is not None:
+        result.max_abs_prob_diff = float(np.abs(probabilities - reference_probabilities).max())
+    result.per_class_accuracy = [
+        round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)
+    ]
+    if not result.accuracy >= gates.min_accuracy:
+        result.failures.append(GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}"))
+    if not result.drop_pp <= gates.max_drop_pp + 1e-9:
+        result.failures.append(GateFailure("drop", f"{result.drop_pp:.2f} points below Keras > {gates.max_drop_pp:.2f}"))
+    if not result.agreement >= gates.min_agreement:
+        result.failures.append(GateFailure("agreement", f"top-1 agreement {result.agreement:.4f} < {gates.min_agreement:.4f}"))
+    return result
+
+
+def verify_manifest(
+    manifest: Manifest, x_test: np.ndarray, y_test: np.ndarray, gates: Gates = Gates(),
+    backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None,
+) -> list[ParityResult]:
+    """Every artifact in the manifest on every requested (default: installed) backend."""
+    gates.check()
+    reference = manifest.reference_predictions()
+    if len(reference) != len(y_test):
+        raise DigitkitError(
+            f"The manifest holds {len(reference)} reference predictions for {len(y_test)} test images",
+            "Verify against the MNIST test set the artifacts were exported with",
+        )
+    reference_probabilities = manifest.reference_probabilities()
+    entries = manifest.artifacts
+    if files:
+        wanted = set(files)
+        entries = [e for e in entries if e["file"] in wanted]
+        unknown = wanted - {e["file"] for e in entries}
+        if unknown:
+            raise InputError(f"{', '.join(sorted(unknown))} not in {manifest.path}", "Name artifacts the manifest lists")
+    if not entries:
+        raise DigitkitError(f"{manifest.path} lists no artifacts", "Re-run `digitkit export`")
+    for entry in entries:  # fail fast on a changed or missing file, before any long run
+        manifest.check_artifact(entry)
+    results = []
+    requested = list(backends) if backends else None
+    for entry in entries:
+        names = backends_to_run(entry["format"], requested)
+        if not names and not requested:
+            extras = " or ".join(f"'digitkit[{s.extra}]'" for s in backends_for(entry["format"], installed_only=False))
+            raise BackendUnavailableError(f"No runtime for {entry['format']} models is installed", f"pip install {extras}")
+        for name in names:
+            results.append(check_artifact(manifest, entry, name, x_test, y_test, reference, reference_probabilities, gates))
+    if not results:
+        raise InputError(f"None of the backends {', '.join(requested or [])} runs these artifacts", "Drop --backend or pick one that matches the format")
+    return results
+
+
+def summary_json(manifest: Manifest, results: list[ParityResult], gates: Gates) -> dict:
+    import platform
+
+    from digitkit.runtime.version import __version__
+
+    return {
+        "passed": all(r.passed for r in results),
+        "gates": asdict(gates),
+        "reference": {"framework": "keras", "test_accuracy": manifest.reference.get("test_accuracy"), "sha256": manifest.reference.get("sha256")},
+        "manifest": str(manifest.path),
+        "host": {"machine": platform.machine(), "python": platform.python_version(), "digitkit": __version__},
+        "results": [r.to_json() for r in results],
+    }
