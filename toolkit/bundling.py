@@ -1,0 +1,175 @@
+"""A deployable bundle: one directory (and its tar.gz) to copy to a device.
+
+It holds the chosen artifacts, a manifest listing only them, the Keras reference probabilities,
+the MNIST test set as the parity set, the digitkit wheel when it can be built, and a README with
+the install command for each kind of Pi. `digitkit verify --bundle DIR` re-proves parity there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Iterable, Optional
+
+from digitkit.export.atomic import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
+from digitkit.runtime.errors import ArtifactError, DataError, InputError
+from digitkit.runtime.hashing import sha256_file
+from digitkit.runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+from .data import MNIST_SHA256, TEST_FILES, resolve_data_dir
+
+PARITY_DIR = "mnist"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def choose_entries(manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]) -> list[dict]:
+    entries = manifest.artifacts
+    if files:
+        wanted = set(files)
+        entries = [e for e in entries if e["file"] in wanted]
+        missing = wanted - {e["file"] for e in entries}
+        if missing:
+            raise InputError(f"{', '.join(sorted(missing))} not in {manifest.path}", "Name artifacts the manifest lists (see `digitkit info`)")
+    if modes:
+        entries = [e for e in entries if e["mode"] in set(modes)]
+    if not entries:
+        raise InputError("No artifacts chosen for the bundle", "Drop --artifact/--mode filters or export those modes first")
+    return entries
+
+
+def build_wheel(directory: Path) -> Optional[Path]:
+    """digitkit's own wheel, when running from a source checkout; None otherwise."""
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+        return None
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(directory), str(PROJECT_ROOT)],
+        capture_output=True, text=True,
+    )
+    wheels = sorted(directory.glob("digitkit-*.whl"))
+    return wheels[-1] if result.returncode == 0 and wheels else None
+
+
+def readme_text(entries: list[dict], wheel: Optional[Path]) -> str:
+    package = f"./{wheel.name}" if wheel else "digitkit"
+    files = "\n".join(f"- `{e['file']}`: {e['format']} {e['mode']} ({e.get('quantization', '')})" for e in entries)
+    return f"""# digitkit bundle
+
+{files}
+- `manifest.json`: hashes, input contract, quantization, the Keras model's reference accuracy and predictions
+- `mnist/`: the MNIST test set, to re-prove parity on the device
+
+## Install on the device
+
+64-bit Raspberry Pi OS (aarch64; bookworm's Python 3.11 or trixie's 3.13), with LiteRT:
+
+    python3 -m venv ~/digitkit-env
+    ~/digitkit-env/bin/pip install "{package}[litert,cli]"
+
+or with ONNX Runtime: `"{package}[onnxruntime,cli]"`. Add `images` to the extras for `digitkit predict` on image files.
+
+32-bit Raspberry Pi OS (armv7l): no LiteRT or ONNX Runtime wheels exist; use tflite-runtime and Debian's numpy:
+
+    sudo apt install python3-numpy python3-venv
+    python3 -m venv --system-site-packages ~/digitkit-env
+    ~/digitkit-env/bin/pip install "{package}[tflite,cli]"
+
+## Prove and use it there
+
+    ~/digitkit-env/bin/digitkit verify --bundle .        # parity: accuracy and agreement with Keras
+    ~/digitkit-env/bin/digitkit bench --bundle .         # latency and throughput on this device
+    ~/digitkit-env/bin/digitkit predict digit.png --model {entries[0]['file']}
+"""
+
+
+def build_bundle(
+    export_dir: Path, out: Path, files: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None,
+    data_dir: Optional[Path] = None, include_wheel: bool = True,
+) -> tuple[Path, Path]:
+    """Write ``out/`` and ``out.tar.gz`` atomically; returns both paths."""
+    manifest = read_manifest(export_dir)
+    entries = choose_entries(manifest, files, modes)
+    for entry in entries:
+        manifest.check_artifact(entry)
+    source_data = resolve_data_dir(data_dir, names=TEST_FILES)
+    out = Path(out)
+    parent = ensure_writable_dir(out.parent if str(out.parent) else Path("."), "bundle")
+    staging = new_staging_dir(parent)
+    try:
+        root = staging / out.name
+        (root / PARITY_DIR).mkdir(parents=True)
+        for entry in entries:
+            shutil.copy2(manifest.directory / entry["file"], root / entry["file"])
+        probabilities = manifest.reference.get("test_probabilities")
+        if probabilities and (manifest.directory / probabilities["file"]).is_file():
+            shutil.copy2(manifest.directory / probabilities["file"], root / probabilities["file"])
+        for name in TEST_FILES:
+            shutil.copy2(source_data / name, root / PARITY_DIR / name)
+        data = dict(manifest.data)
+        data["artifacts"] = entries
+        data["bundle"] = {"parity_set": {name: MNIST_SHA256[name] for name in TEST_FILES}, "directory": PARITY_DIR}
+        wheel = build_wheel(root) if include_wheel else None
+        if wheel:
+            data["bundle"]["wheel"] = {"file": wheel.name, "sha256": sha256_file(wheel)}
+        write_json_atomic(root / MANIFEST_NAME, data)
+        (root / "README.md").write_text(readme_text(entries, wheel), encoding="utf-8")
+        tar_tmp = staging / (out.name + ".tar.gz")
+        with tarfile.open(tar_tmp, "w:gz") as tar:
+            tar.add(root, arcname=out.name)
+        _replace_dir(root, out)
+        os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out, out.with_name(out.name + ".tar.gz")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap a directory into place; the old one is removed only after the new one is there."""
+    if target.exists():
+        old = target.with_name(f"{STAGING_PREFIX}{os.getpid()}-old-{target.name}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def open_bundle(location: Path) -> tuple[Manifest, Path]:
+    """A bundle's manifest and parity-set directory, after checking every file it lists."""
+    location = Path(location)
+    if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
+        location = _extract(location)
+    if not location.is_dir():
+        raise ArtifactError(f"Bundle {location} does not exist", "Pass the directory (or .tar.gz) written by `digitkit bundle`")
+    manifest = read_manifest(location)
+    bundle = manifest.data.get("bundle")
+    if not bundle:
+        raise ArtifactError(f"{manifest.path} is an export manifest, not a bundle's", "Run `digitkit bundle` and copy its output, or use `digitkit verify DIR`")
+    for entry in manifest.artifacts:
+        manifest.check_artifact(entry)
+    data_dir = location / bundle.get("directory", PARITY_DIR)
+    for name, expected in bundle["parity_set"].items():
+        path = data_dir / name
+        if not path.is_file():
+            raise DataError(f"Bundle parity file {path} is missing", "Copy the whole bundle directory again")
+        if sha256_file(path) != expected:
+            raise DataError(f"Bundle parity file {path} changed since bundling", "Copy the whole bundle directory again")
+    return manifest, data_dir
+
+
+def _extract(archive: Path) -> Path:
+    """Unpack a bundle archive beside itself, refusing members that would escape the directory."""
+    target = archive.with_name(archive.name.rsplit(".t", 1)[0])
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = tar.getnames()
+            top = {n.split("/")[0] for n in names}
+            if len(top) != 1 or any(n.startswith("/") or ".." in Path(n).parts for n in names):
+                raise ArtifactError(f"{archive} is not a digitkit bundle archive", "Pass the .tar.gz written by `digitkit bundle`")
+            tar.extractall(archive.parent, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(archive.parent)
+            return archive.parent / top.pop()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ArtifactError(f"{archive} cannot be unpacked ({exc})", "Copy the bundle archive again") from exc
