@@ -1,0 +1,144 @@
+"""Export: every target of the table, real converters on the real seed model, and what must hold."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from digitkit.export.formats import MODES, TARGETS, markdown_table, select_targets
+from digitkit.runtime import load, read_manifest
+from digitkit.runtime.errors import InputError
+from digitkit.runtime.hashing import sha256_file
+from digitkit.toolkit.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def artifact(export_dir: Path, fmt: str, mode: str) -> Path:
+    return export_dir / next(t.filename for t in TARGETS if t.format == fmt and t.mode == mode)
+
+
+def test_manifest_lists_every_target_with_matching_hashes(export_dir):
+    manifest = read_manifest(export_dir)
+    assert manifest.data["schema_version"] == 1
+    assert [(e["format"], e["mode"]) for e in manifest.artifacts] == [(t.format, t.mode) for t in TARGETS]
+    for entry in manifest.artifacts:
+        path = export_dir / entry["file"]
+        assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["size_bytes"]
+        assert entry["inputs"][0]["shape"][-1] == 784 and entry["outputs"][0]["shape"][-1] == 10
+    source = manifest.reference
+    assert len(source["test_predictions"]) == 10000 and source["test_accuracy"] >= 0.975
+    probabilities = manifest.reference_probabilities()
+    assert probabilities.shape == (10000, 10)
+    assert (probabilities.argmax(axis=1) == manifest.reference_predictions()).all()
+    assert manifest.data["calibration"]["source"] == "MNIST training set"
+
+
+def test_int8_tflite_is_small_and_fully_integer(export_dir):
+    fp32, int8 = artifact(export_dir, "tflite", "fp32"), artifact(export_dir, "tflite", "int8")
+    assert int8.stat().st_size <= 0.27 * fp32.stat().st_size
+    model = load(int8)
+    assert model.input_info.dtype == "int8" and model.output_info.dtype == "int8"
+    assert model.input_info.scale == pytest.approx(1 / 255) and model.input_info.zero_point == -128
+    details = model.session._local.state.interpreter.get_tensor_details()
+    kernels = [d for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2 and d["shape"][1] in (784, 512)]
+    assert len(kernels) == 3, "the three dense kernels must be int8"
+    assert not any(d["dtype"] == np.float32 for d in details), "a full-integer model has no float tensors"
+
+
+def test_dynamic_tflite_has_int8_weights_and_float_io(export_dir):
+    model = load(artifact(export_dir, "tflite", "dynamic"))
+    assert model.input_info.dtype == "float32"
+    details = model.session._local.state.interpreter.get_tensor_details()
+    assert sum(1 for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2) >= 3
+
+
+def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
+    ops = {}
+    for mode in ("fp32", "dynamic", "int8"):
+        path = artifact(export_dir, "onnx", mode)
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        ops[mode] = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["MatMul"] == 3
+    assert ops["int8"]["QuantizeLinear"] >= 4 and ops["int8"]["DequantizeLinear"] >= 7
+    int8_model = onnx.load(str(artifact(export_dir, "onnx", "int8")))
+    weights = [i for i in int8_model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    assert len(weights) == 3
+    per_channel_scales = [i for i in int8_model.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] in (512, 10)]
+    assert len(per_channel_scales) >= 3, "weights are quantized per channel"
+    assert ops["dynamic"]["DynamicQuantizeLinear"] >= 1 and ops["dynamic"]["MatMulInteger"] == 3
+
+
+def test_every_artifact_tracks_the_keras_model(export_dir, mnist_test):
+    x_test, y_test = mnist_test
+    manifest = read_manifest(export_dir)
+    reference = manifest.reference_predictions()
+    for entry in manifest.artifacts:
+        predictions = load(export_dir / entry["file"]).predict(x_test)
+        assert (predictions == reference).mean() >= 0.995, entry["file"]
+
+
+def test_target_table_drives_validation():
+    assert [t.mode for t in select_targets(None, [])] == ["fp32", "fp32"]
+    assert {(t.format, t.mode) for t in select_targets(["tflite"], ["int8"])} == {("tflite", "fp32"), ("tflite", "int8")}
+    assert {t.format for t in select_targets(None, ["fp16"]) if t.mode == "fp16"} == {"tflite"}
+    with pytest.raises(InputError, match="--float16 is not available for onnx"):
+        select_targets(["onnx"], ["fp16"])
+    table = markdown_table()
+    for target in TARGETS:
+        assert target.filename in table
+    assert set(MODES) == {t.mode for t in TARGETS}
+
+
+def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
+    result = runner.invoke(app, ["export", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Run `digitkit train` first" in result.output
+    corrupt = tmp_path / "model.keras"
+    corrupt.write_bytes(os.urandom(4096))
+    result = runner.invoke(app, ["export", "--model", str(corrupt), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a readable Keras model" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not any(p for p in (tmp_path / "out").glob("*") if not p.name.startswith("."))
+
+
+def test_model_with_another_input_shape_is_refused(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(100,)), keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "other.keras")
+    result = runner.invoke(app, ["export", "--model", str(tmp_path / "other.keras"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not (None, 784) to (None, 10)" in result.output
+
+
+def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_path):
+    out = tmp_path / "export"
+    command = [str(Path(sys.executable).with_name("digitkit")), "export", "--model", str(seed_model_dir / "model.keras"), "--out", str(out)]
+    assert subprocess.run(command + ["--format", "tflite"], capture_output=True).returncode == 0
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+    process = subprocess.Popen(command + ["--int8", "--dynamic", "--float16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".digitkit-staging-") and any(p.iterdir()) for p in out.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)  # let a converter get going inside the staging directory
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    after = {p.name: sha256_file(p) for p in out.iterdir() if p.is_file()}
+    assert after == before, "the killed run changed or added a visible file"
+    manifest = read_manifest(out)
+    for entry in manifest.artifacts:
+        manifest.check_artifact(entry)
+    rerun = subprocess.run(command + ["--int8"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "stale staging directories are cleaned up"
+    assert {e["mode"] for e in read_manifest(out).artifacts} == {"fp32", "int8"}
