@@ -61,7 +61,7 @@ def predict(
     if loaded:
         probabilities = runtime_model.predict_proba(np.stack([image for _, image in loaded]))
         for (path, _), row in zip(loaded, probabilities):
-            order = np.argsort(-row)
+            order = np.argsort(-row, kind="stable")  # ties resolve as argmax does
             digit, confidence = int(order[0]), float(row[order[0]])
             if as_json:
                 echo(json.dumps({"file": str(path), "digit": digit, "confidence": round(confidence, 6), "probabilities": [round(float(p), 6) for p in row]}))
