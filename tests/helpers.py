@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """The real `digitkit` console script in a subprocess, as a user runs it."""

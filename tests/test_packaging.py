@@ -1,0 +1,117 @@
+"""The built wheel in clean virtual environments, as a device installs it: one backend extra each.
+
+These install from the package registry (PyPI) into throwaway venvs: minutes on a cold pip cache.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT
+
+pytestmark = pytest.mark.slow
+HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx", "typer", "PIL")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    return next(out.glob("digitkit-*.whl"))
+
+
+def test_wheel_holds_the_three_packages_and_no_data(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for package in ("digitkit/toolkit/cli/__init__.py", "digitkit/export/formats.py", "digitkit/runtime/model.py", "digitkit/runtime/backends/tflite.py"):
+        assert package in names
+    assert not any(n.startswith(("toolkit/", "export/", "runtime/", "tests/")) for n in names), "never top-level packages"
+    assert not any(n.endswith(".gz") for n in names)
+
+
+def make_venv(path: Path, python: str = sys.executable) -> Path:
+    subprocess.run([python, "-m", "venv", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def pip_install(python: Path, *requirements: str) -> None:
+    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def installed(python: Path) -> set[str]:
+    out = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True).stdout
+    return {p["name"].lower().replace("_", "-") for p in json.loads(out)} - {"pip", "setuptools", "wheel"}
+
+
+def closure(python: Path, root: str) -> set[str]:
+    """The distributions ``root`` pulls in, read from the venv's own metadata."""
+    code = f"""
+import importlib.metadata as md, re, json
+from pip._vendor.packaging.markers import Marker  # every venv has pip
+seen, todo = set(), [{root!r}]
+while todo:
+    name = todo.pop()
+    key = name.lower().replace("_", "-")
+    if key in seen:
+        continue
+    seen.add(key)
+    for req in md.requires(name) or []:
+        if "extra ==" in req:
+            continue
+        if ";" in req and not Marker(req.split(";", 1)[1]).evaluate():
+            continue
+        todo.append(re.split(r"[ ;<>=!~\\[(]", req, maxsplit=1)[0])
+print(json.dumps(sorted(seen)))
+"""
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+PREDICT = """
+import sys, json, numpy as np
+from digitkit.runtime import load
+from digitkit.toolkit.data import load_mnist_test
+x, y = load_mnist_test(sys.argv[2])
+model = load(sys.argv[1])
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy}}))
+""".format(heavy=HEAVY)
+
+
+@pytest.mark.parametrize("extra, backend, artifact", [("litert", "ai-edge-litert", "digit_mlp_int8.tflite"), ("onnxruntime", "onnxruntime", "digit_mlp_int8.onnx")])
+def test_runtime_extra_installs_numpy_and_one_backend_and_predicts(wheel, export_dir, tmp_path, extra, backend, artifact):
+    python = make_venv(tmp_path / "venv")
+    pip_install(python, f"{wheel}[{extra}]")
+    names = installed(python)
+    assert names == closure(python, "digitkit") | closure(python, backend), names
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "onnx", "tf2onnx", "typer", "pillow", "matplotlib"}
+    result = subprocess.run([str(python), "-c", PREDICT, str(export_dir / artifact), str(ROOT / "data" / "mnist")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [] and report["accuracy"] >= 0.975
+
+
+def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir, tmp_path):
+    """The old-device path: tflite-runtime 2.14 with numpy 1.x, driven by `digitkit verify`."""
+    if sys.version_info >= (3, 12):
+        pytest.skip("tflite-runtime 2.14 has wheels for Python <= 3.11 only")
+    python = make_venv(tmp_path / "venv")
+    pip_install(python, "numpy<2", f"{wheel}[tflite,cli]")
+    digitkit = python.with_name("digitkit")
+    result = subprocess.run(
+        [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    rows = {r["file"]: r for r in summary["results"]}
+    assert set(rows) == {"digit_mlp_fp32.tflite", "digit_mlp_fp16.tflite", "digit_mlp_dynamic.tflite", "digit_mlp_int8.tflite"}
+    assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())
