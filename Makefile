@@ -21,9 +21,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(DIGITKIT) train --out $(RUNS)/train
 	$(DIGITKIT) export --model $(RUNS)/train/model.keras --out $(RUNS)/export --int8
-	$(DIGITKIT) verify $(RUNS)/export --report $(RUNS)/report
 	$(PY) examples/make_sample_digit.py $(RUNS)/sample-digit.png
 	$(DIGITKIT) predict $(RUNS)/sample-digit.png --model $(RUNS)/export/digit_mlp_int8.tflite
+	$(DIGITKIT) verify $(RUNS)/export --report $(RUNS)/report --json $(RUNS)/verify.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

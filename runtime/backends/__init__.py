@@ -33,8 +33,14 @@ def is_installed(spec: BackendSpec) -> bool:
 
 
 def backends_for(fmt: str, installed_only: bool = True) -> list[BackendSpec]:
-    """Backends that run ``fmt``, in order of preference (registration order)."""
-    return [s for s in BACKENDS.values() if fmt in s.formats and (not installed_only or is_installed(s))]
+    """Backends that run ``fmt``, in order of preference (registration order).
+
+    Installed fallbacks (TensorFlow's own interpreter) count only when nothing else is installed."""
+    specs = [s for s in BACKENDS.values() if fmt in s.formats]
+    if not installed_only:
+        return [s for s in specs if not s.fallback]
+    installed = [s for s in specs if is_installed(s)]
+    return [s for s in installed if not s.fallback] or installed
 
 
 def open_session(model: bytes, fmt: str, backend: str = "auto", threads: Optional[int] = None) -> Session:

@@ -49,3 +49,4 @@ class BackendSpec:
     extra: str  # pip extra that installs it: digitkit[extra]
     open: Callable[[bytes, Optional[int]], Session] = field(compare=False, repr=False)
     description: str = ""
+    fallback: bool = False  # used only when no other backend for the format is installed
