@@ -115,3 +115,21 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     rows = {r["file"]: r for r in summary["results"]}
     assert set(rows) == {"digit_mlp_fp32.tflite", "digit_mlp_fp16.tflite", "digit_mlp_dynamic.tflite", "digit_mlp_int8.tflite"}
     assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())
+    threaded = subprocess.run([str(python), "-c", THREADS, str(export_dir / "digit_mlp_int8.tflite"), str(ROOT / "data" / "mnist")], capture_output=True, text=True)
+    assert threaded.returncode == 0 and threaded.stdout.strip() == "identical", threaded.stdout + threaded.stderr[-2000:]
+
+
+THREADS = """
+import sys, threading, numpy as np
+from digitkit.runtime import load
+from digitkit.toolkit.data import load_mnist_test
+x, _ = load_mnist_test(sys.argv[2])
+model = load(sys.argv[1], backend="tflite-runtime")
+expected = model.predict_proba(x[:2000])
+results = {}
+def work(w):
+    results[w] = np.stack([model.predict_proba(x[i])[0] for i in range(2000)])
+threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print("identical" if all(np.array_equal(results[w], expected) for w in range(8)) else "DIFFERENT")
+"""
