@@ -1,0 +1,94 @@
+"""Bundles: what a device receives, re-proved there by `verify --bundle`, and refused when altered."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from typer.testing import CliRunner
+
+from digitkit.toolkit.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(export_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "pi"
+    result = runner.invoke(app, ["bundle", str(export_dir), "--out", str(out), "--mode", "int8"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_bundle_holds_what_a_device_needs(bundle_dir):
+    names = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
+    assert {"digit_mlp_int8.tflite", "digit_mlp_int8.onnx", "manifest.json", "README.md", "reference_probabilities.npy",
+            "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"} <= names
+    assert any(n.startswith("digitkit-") and n.endswith(".whl") for n in names)
+    assert not any("fp32" in n for n in names)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert [a["mode"] for a in manifest["artifacts"]] == ["int8", "int8"]
+    readme = (bundle_dir / "README.md").read_text()
+    assert "[litert,cli]" in readme and "[tflite,cli]" in readme and "python3-numpy" in readme
+    with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
+        assert "pi/manifest.json" in tar.getnames()
+
+
+def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
+    result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir), "--json", str(tmp_path / "v.json")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "v.json").read_text())["results"]
+    assert {(r["file"], r["backend"]) for r in rows} == {("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime")}
+    result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir.with_name("pi.tar.gz"))])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["bench", "--bundle", str(bundle_dir), "--seconds", "0.1", "--batch-sizes", "1,100", "--json"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(result.output)
+    assert len(bench) == 2 and all(b["batch1_median_us"] > 0 and b["throughput"]["100"] > 0 for b in bench)
+
+
+def copy(bundle_dir, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(bundle_dir, target)
+    return target
+
+
+def one_line_exit_2(result, fragment):
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and fragment in result.output, result.output
+
+
+def test_altered_or_missing_files_are_refused(bundle_dir, tmp_path):
+    target = copy(bundle_dir, tmp_path)
+    path = target / "digit_mlp_int8.tflite"
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    one_line_exit_2(runner.invoke(app, ["verify", "--bundle", str(target)]), "changed since export")
+    shutil.copy(bundle_dir / "digit_mlp_int8.tflite", path)
+    (target / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    one_line_exit_2(runner.invoke(app, ["verify", "--bundle", str(target)]), "parity file")
+
+
+def test_newer_manifest_schema_is_refused(bundle_dir, tmp_path):
+    target = copy(bundle_dir, tmp_path)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["schema_version"] = 99
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    one_line_exit_2(runner.invoke(app, ["verify", "--bundle", str(target)]), "Upgrade digitkit")
+
+
+def test_a_device_without_any_backend_is_told_which_extra_to_install(bundle_dir, tmp_path):
+    """A clean venv with the bundle's wheel and its CLI extra, but no runtime backend."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    wheel = next(bundle_dir.glob("digitkit-*.whl"))
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[cli]"], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
+    result = subprocess.run([str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "No runtime for tflite models is installed" in result.stderr
+    assert "pip install 'digitkit[litert]' or 'digitkit[tflite]'" in result.stderr
