@@ -9,7 +9,7 @@ import numpy as np
 from .backends import open_session
 from .errors import ArtifactError
 from .manifest import Manifest, check_file_hash, find_manifest_for
-from .preprocess import as_batch, dequantize_output, quantize_input
+from .preprocess import as_batch, dequantization_table, dequantize_output, quantize_input
 from .validate import CHECKS, detect_format
 
 
@@ -24,6 +24,7 @@ class DigitModel:
         self.entry = manifest.entry_for(path.name) if manifest else None
         self.input_info = session.inputs[0]
         self.output_info = session.outputs[0]
+        self._output_table = dequantization_table(self.output_info) if self.output_info.quantized else None
 
     @property
     def backend(self) -> str:
@@ -39,7 +40,7 @@ class DigitModel:
         """Class probabilities, (N, 10) float32, for uint8 pixels or floats in [0, 1]."""
         batch = as_batch(x)
         raw = self.session.run(quantize_input(batch, self.input_info))
-        return dequantize_output(raw, self.output_info)
+        return dequantize_output(raw, self.output_info, self._output_table)
 
     def predict(self, x) -> np.ndarray:
         """The digit for each image, (N,) int64."""
