@@ -9,7 +9,7 @@ import numpy as np
 from .backends import open_session
 from .errors import ArtifactError
 from .manifest import Manifest, check_file_hash, find_manifest_for
-from .preprocess import as_batch, dequantization_table, dequantize_output, quantize_input
+from .preprocess import as_batch, input_converter, output_converter
 from .validate import CHECKS, detect_format
 
 
@@ -24,7 +24,8 @@ class DigitModel:
         self.entry = manifest.entry_for(path.name) if manifest else None
         self.input_info = session.inputs[0]
         self.output_info = session.outputs[0]
-        self._output_table = dequantization_table(self.output_info) if self.output_info.quantized else None
+        self._prepare = input_converter(self.input_info)
+        self._finish = output_converter(self.output_info)
 
     @property
     def backend(self) -> str:
@@ -38,13 +39,12 @@ class DigitModel:
 
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities, (N, 10) float32, for uint8 pixels or floats in [0, 1]."""
-        batch = as_batch(x)
-        raw = self.session.run(quantize_input(batch, self.input_info))
-        return dequantize_output(raw, self.output_info, self._output_table)
+        return self._finish(self.session.run(self._prepare(as_batch(x))))
 
     def predict(self, x) -> np.ndarray:
-        """The digit for each image, (N,) int64."""
-        return self.predict_proba(x).argmax(axis=1)
+        """The digit for each image, (N,) int64. Dequantizing keeps the order of a quantized output
+        (its scale is positive), so the argmax is taken on the raw output."""
+        return self.session.run(self._prepare(as_batch(x))).argmax(axis=1)
 
     def __repr__(self) -> str:
         return f"DigitModel({self.path.name!r}, format={self.format!r}, mode={self.mode!r}, backend={self.backend!r})"

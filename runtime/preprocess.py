@@ -13,8 +13,35 @@ from .errors import InputError
 PIXELS = 784
 
 
+_UINT8 = np.dtype(np.uint8)
+_FLOAT32 = np.dtype(np.float32)
+_ONE_BITS = np.uint32(0x3F800000)  # float32 1.0: every float32 in [+0, 1] is at most this, read as uint32
+_INV255 = np.float32(1.0 / 255.0)
+
+
 def as_batch(x) -> np.ndarray:
-    """(N, 784) float32 in [0, 1] or uint8, from one image or a batch, flat or 28x28."""
+    """(N, 784) float32 in [0, 1] or uint8, from one image or a batch, flat or 28x28.
+
+    The common cases (a uint8 or float32 ndarray of a known shape) take a path of a few attribute
+    reads; a float range check is one reduction over the bits. Anything else, or anything that fails
+    the quick check, goes through the precise checks and their messages."""
+    if type(x) is np.ndarray and (x.dtype is _UINT8 or x.dtype is _FLOAT32 or x.dtype == _UINT8 or x.dtype == _FLOAT32):
+        shape = x.shape
+        if shape == (28, 28) or shape == (PIXELS,):
+            array = x.reshape(1, PIXELS)
+        elif len(shape) == 2 and shape[1] == PIXELS and shape[0]:
+            array = x
+        elif len(shape) == 3 and shape[1:] == (28, 28) and shape[0]:
+            array = x.reshape(shape[0], PIXELS)
+        else:
+            return _checked_batch(x)
+        if array.dtype == _FLOAT32 and not (array.flags.c_contiguous and array.view(np.uint32).max() <= _ONE_BITS):
+            return _checked_batch(array)  # NaN, negative, above 1, -0.0 or strided: the precise path
+        return array
+    return _checked_batch(x)
+
+
+def _checked_batch(x) -> np.ndarray:
     array = np.asarray(x)
     if array.dtype == np.uint8:
         pass
@@ -73,6 +100,38 @@ def quantize_input(batch: np.ndarray, info: TensorInfo) -> np.ndarray:
 
 
 _TOP_BIT = np.uint8(0x80)
+
+
+def input_converter(info: TensorInfo):
+    """A function from a checked batch to the model's input type, chosen once per loaded model."""
+    if not info.quantized:
+        def to_float(batch: np.ndarray) -> np.ndarray:
+            if batch.dtype == _UINT8:
+                values = batch.astype(np.float32)
+                values *= _INV255
+                return values
+            return batch
+
+        return to_float
+    if info.dtype == "int8" and info.zero_point == -128 and abs(info.scale * 255.0 - 1.0) < 1e-6:
+        def to_int8(batch: np.ndarray) -> np.ndarray:  # the full-integer TFLite contract
+            if batch.dtype == _UINT8:
+                return np.bitwise_xor(batch, _TOP_BIT).view(np.int8)  # v - 128 as int8, in one op
+            q = batch * np.float32(255.0)  # in [0, 255]: as_batch checked the range
+            np.rint(q, out=q)
+            q -= np.float32(128.0)
+            return q.astype(np.int8)
+
+        return to_int8
+    return lambda batch: quantize_input(batch, info)
+
+
+def output_converter(info: TensorInfo):
+    """A function from the raw output to float32 probabilities, chosen once per loaded model."""
+    if not info.quantized:
+        return lambda raw: raw if raw.dtype == _FLOAT32 else raw.astype(np.float32)
+    table = dequantization_table(info)
+    return lambda raw: table.take(raw.view(np.uint8))
 
 
 def dequantization_table(info: TensorInfo) -> np.ndarray:

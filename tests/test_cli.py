@@ -43,3 +43,16 @@ def test_unknown_export_format_is_one_line_exit_2(tmp_path):
 def test_mode_a_format_lacks_is_one_line_exit_2(tmp_path):
     result = runner.invoke(app, ["export", "--format", "onnx", "--float16", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--float16 is not available for onnx" in result.output
+
+
+def test_version_constant_matches_the_distribution():
+    from pathlib import Path
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")
+
+    from digitkit.runtime.version import __version__
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert __version__ == pyproject["project"]["version"]
