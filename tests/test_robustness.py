@@ -81,11 +81,11 @@ def fuzz(mode: str, image: Path, files: list[Path]) -> Counter:
     return outcomes
 
 
-def test_fuzzed_artifacts_never_crash_hang_or_trace(fuzzed_files, mnist_test, tmp_path):
+def test_fuzzed_artifacts_never_crash_hang_or_trace(fuzzed_files, mnist_test, tmp_path, figures):
     image = mnist_png_dir(tmp_path / "img", mnist_test[0][:1])[0]
     through_load = fuzz("load", image, fuzzed_files)
     through_cli = fuzz("cli", image, fuzzed_files)
-    print(f"\nfuzzed {len(fuzzed_files)} files: load() {dict(through_load)}; digitkit predict {dict(through_cli)}")
+    figures.append(f"fuzzed {len(fuzzed_files)} artifacts: load() {dict(through_load)}; digitkit predict {dict(through_cli)}")
     for outcomes in (through_load, through_cli):
         assert set(outcomes) <= {"ok", "one-line error"}, outcomes
         assert outcomes["one-line error"] >= len(fuzzed_files) // 2  # most mutations must be caught

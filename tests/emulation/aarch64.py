@@ -1,0 +1,571 @@
+"""Run digitkit's aarch64 runtime on an x86_64 Linux host, under qemu user-mode emulation.
+
+A Debian bookworm arm64 root file system (what Raspberry Pi OS bookworm is built on: Python 3.11,
+glibc 2.36) is made with ``debootstrap --foreign`` and finished inside a chroot through binfmt_misc
+and qemu-user-static. It is cached as a tarball, so later runs unpack it in seconds. aarch64 wheels
+are downloaded on the host (``pip download --platform``) and installed in a venv in the chroot from
+a local folder: nothing inside the chroot needs the network.
+
+Standard library only. Needs root (chroot, mount, apt-get). Typical use::
+
+    from emulation import aarch64 as emu  # tests/ on sys.path, as pytest puts it
+
+    if (reason := emu.emulation_unavailable_reason()) is None:
+        emu.ensure_host_tools()
+        root = emu.ensure_rootfs(emu.default_cache_dir())
+        wheels = emu.download_wheels(["numpy", "onnxruntime==1.32.0"], emu.default_cache_dir() / "wheels")
+        python = emu.prepare_venv(root, wheels, ["numpy", "onnxruntime"])
+        done = emu.run_in_root(root, [python, "/work/script.py"], timeout=600, binds={work: "/work"})
+
+Emulation is 100-300 times slower than native: use it for correctness, never for speed figures.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence
+from urllib.parse import urlparse
+
+SUITE = "bookworm"
+ARCH = "arm64"
+QEMU_BINFMT = "qemu-aarch64"
+HOST_PACKAGES = ("qemu-user-static", "binfmt-support", "debootstrap")
+ROOTFS_PACKAGES = ("python3", "python3-venv")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+VENV = "/opt/venv"
+WHEELS_IN_ROOT = "/wheels"
+# Raspberry Pi OS bookworm has glibc 2.36: every manylinux tag up to it is acceptable.
+GLIBC_MAX_MINOR = 36
+TRIES = 3
+PAUSE = 10.0
+_FORMAT = 2  # bump when the root file system recipe changes: old cache tarballs are then ignored
+
+_CHROOT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+def log(message: str) -> None:
+    print(f"[aarch64] {message}", file=sys.stderr, flush=True)
+
+
+def default_cache_dir() -> Path:
+    """``$DIGITKIT_EMULATION_CACHE``, else ``~/.cache/digitkit/emulation``."""
+    env = os.environ.get("DIGITKIT_EMULATION_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "digitkit" / "emulation"
+
+
+# --------------------------------------------------------------------------------------------
+# Can we run at all?
+# --------------------------------------------------------------------------------------------
+
+def _host_tools_missing() -> list[str]:
+    wanted = {"qemu-user-static": "qemu-aarch64-static", "binfmt-support": "update-binfmts", "debootstrap": "debootstrap"}
+    return [pkg for pkg, exe in wanted.items() if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()]
+
+
+def _binfmt_mounted() -> bool:
+    return (_BINFMT_DIR / "register").exists()
+
+
+def _mount_binfmt() -> None:
+    if not _binfmt_mounted():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(_BINFMT_DIR)], check=True, capture_output=True, text=True)
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def emulation_unavailable_reason(cache_dir: Optional[Path] = None) -> Optional[str]:
+    """None when the aarch64 emulation can run here, else a one-line reason (for ``pytest.skip``).
+
+    Mounts binfmt_misc if it is not mounted yet (that is the only way to know it can be).
+    ``DIGITKIT_EMULATION=0`` turns the emulation off.
+    """
+    if os.environ.get("DIGITKIT_EMULATION", "").strip().lower() in ("0", "no", "off", "false"):
+        return "DIGITKIT_EMULATION=0 turns the aarch64 emulation off"
+    if not sys.platform.startswith("linux"):
+        return f"aarch64 emulation needs Linux, not {sys.platform}"
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        return f"aarch64 emulation is set up for x86_64 hosts, not {machine}"
+    if os.geteuid() != 0:
+        return "aarch64 emulation needs root (chroot, mount, apt-get)"
+    if shutil.which("chroot") is None or shutil.which("mount") is None:
+        return "chroot or mount is missing"
+    try:
+        _mount_binfmt()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        return f"binfmt_misc cannot be mounted ({detail.strip().splitlines()[-1] if detail.strip() else exc})"
+    missing = _host_tools_missing()
+    cache = cache_dir or default_cache_dir()
+    need_mirror = bool(missing) or not _rootfs_tarball(cache).exists()
+    if missing and shutil.which("apt-get") is None:
+        return f"{', '.join(missing)} missing and no apt-get to install them"
+    if need_mirror:
+        mirror = debian_mirror()
+        if not _reachable(mirror):
+            return f"the Debian mirror {mirror} cannot be reached (needed for {', '.join(missing) or 'the root file system'})"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Host tools
+# --------------------------------------------------------------------------------------------
+
+def _run(cmd: Sequence[str], timeout: Optional[float] = None, env: Optional[Mapping[str, str]] = None, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=timeout, env=None if env is None else dict(env))
+    if check and done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join((text or "").strip().splitlines()[-lines:])
+
+
+def _retry(what: str, action, tries: int = TRIES, pause: float = PAUSE):
+    """``action()`` up to ``tries`` times, pausing between tries (mirror hiccups)."""
+    for attempt in range(1, tries + 1):
+        try:
+            return action()
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, RuntimeError) as exc:
+            output = _tail(getattr(exc, "stderr", "") or getattr(exc, "stdout", "") or str(exc), 8)
+            if attempt == tries:
+                raise RuntimeError(f"{what} failed {tries} times; last error:\n{output}") from exc
+            log(f"{what} failed (try {attempt}/{tries}), retrying in {pause:.0f} s:\n{output}")
+            time.sleep(pause)
+
+
+def ensure_host_tools() -> None:
+    """qemu-user-static, binfmt-support and debootstrap installed; qemu-aarch64 registered. Idempotent."""
+    missing = _host_tools_missing()
+    if missing:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        log(f"apt-get install {' '.join(HOST_PACKAGES)}")
+        try:  # a failing extra suite (security, a disabled vendor repo) must not stop us
+            _retry("apt-get update", lambda: _run(["apt-get", "update"], timeout=600, env=env))
+        except RuntimeError as exc:
+            log(f"apt-get update kept failing; trying the install anyway ({exc})")
+        _retry(
+            "apt-get install",
+            lambda: _run(["apt-get", "install", "-y", "--no-install-recommends", *HOST_PACKAGES], timeout=900, env=env),
+        )
+    _mount_binfmt()
+    entry = _BINFMT_DIR / QEMU_BINFMT
+    if not entry.exists() or "enabled" not in entry.read_text().splitlines()[0]:
+        update = shutil.which("update-binfmts") or "/usr/sbin/update-binfmts"
+        if not Path("/var/lib/binfmts", QEMU_BINFMT).exists():
+            _run([update, "--import", QEMU_BINFMT], check=False)
+        _run([update, "--enable", QEMU_BINFMT], check=False)
+    if not entry.exists() or "enabled" not in entry.read_text().splitlines()[0]:
+        raise RuntimeError(f"{entry} is not registered and enabled after update-binfmts --enable {QEMU_BINFMT}")
+
+
+# --------------------------------------------------------------------------------------------
+# Mounts: find, undo, and never delete through one
+# --------------------------------------------------------------------------------------------
+
+def _unescape_mount(field: str) -> str:
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or under ``path``, deepest first."""
+    base = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            point = _unescape_mount(line.split()[4])
+            if point == base or point.startswith(base.rstrip("/") + "/"):
+                found.append(point)
+    return sorted(found, key=lambda p: (p.count("/"), len(p)), reverse=True)
+
+
+def unmount_all(path: Path) -> None:
+    """Unmount everything at or under ``path`` (lazily if a plain umount fails)."""
+    for _ in range(5):
+        points = mounts_under(path)
+        if not points:
+            return
+        for point in points:
+            if _run(["umount", point], check=False).returncode != 0:
+                _run(["umount", "-l", point], check=False)
+    left = mounts_under(path)
+    if left:
+        raise RuntimeError(f"cannot unmount {', '.join(left)}")
+
+
+def _remove_tree(path: Path) -> None:
+    """``rm -rf path``, only once nothing is mounted below it (a bound /dev or /work must survive)."""
+    path = Path(os.path.realpath(path))
+    if len(path.parts) < 3:
+        raise RuntimeError(f"refusing to delete {path}")
+    if not path.exists():
+        return
+    unmount_all(path)
+    if mounts_under(path):
+        raise RuntimeError(f"refusing to delete {path}: something is still mounted under it")
+    shutil.rmtree(path)
+
+
+# --------------------------------------------------------------------------------------------
+# The root file system
+# --------------------------------------------------------------------------------------------
+
+def _deb822_stanzas(text: str) -> Iterable[dict[str, str]]:
+    stanza: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if stanza:
+                yield stanza
+            stanza, key = {}, None
+            continue
+        if line[0] in " \t" and key:
+            stanza[key] += " " + line.strip()
+            continue
+        if ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            stanza[key] = value.strip()
+    if stanza:
+        yield stanza
+
+
+def apt_sources(root: str = "/etc/apt") -> list[tuple[str, list[str]]]:
+    """``(uri, suites)`` of every enabled ``deb`` source of the host's apt configuration, in order."""
+    sources: list[tuple[str, list[str]]] = []
+    files = [os.path.join(root, "sources.list")] + sorted(glob.glob(os.path.join(root, "sources.list.d", "*.list")))
+    for name in files:
+        try:
+            text = Path(name).read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):  # [arch=amd64 signed-by=...]
+                while words and not words[0].endswith("]"):
+                    words = words[1:]
+                words = words[1:]
+            if len(words) >= 2:
+                sources.append((words[0], [words[1]]))
+    for name in sorted(glob.glob(os.path.join(root, "sources.list.d", "*.sources"))):
+        try:
+            text = Path(name).read_text(errors="replace")
+        except OSError:
+            continue
+        for stanza in _deb822_stanzas(text):
+            if stanza.get("enabled", "yes").lower() == "no" or "deb" not in stanza.get("types", "").split():
+                continue
+            for uri in stanza.get("uris", "").split():
+                sources.append((uri, stanza.get("suites", "").split()))
+    return sources
+
+
+def debian_mirror(suite: str = SUITE) -> str:
+    """The Debian mirror the host's apt sources name for ``suite`` (``$DIGITKIT_DEBIAN_MIRROR`` wins)."""
+    override = os.environ.get("DIGITKIT_DEBIAN_MIRROR")
+    if override:
+        return override
+    candidates = [(uri, suites) for uri, suites in apt_sources() if uri.startswith(("http://", "https://"))]
+    for uri, suites in candidates:
+        if suite in suites and "security" not in uri:
+            return uri.rstrip("/")
+    for uri, suites in candidates:  # a mirror of another Debian release still serves bookworm
+        if "security" not in uri and any(s.split("-")[0] in ("bookworm", "trixie", "bullseye", "stable", "testing", "sid", "unstable") for s in suites):
+            return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _rootfs_key(packages: Sequence[str] = ROOTFS_PACKAGES) -> str:
+    digest = hashlib.sha256(json.dumps([_FORMAT, SUITE, ARCH, "minbase", sorted(packages)]).encode()).hexdigest()
+    return f"debian-{SUITE}-{ARCH}-minbase-{digest[:10]}"
+
+
+def _rootfs_tarball(cache_dir: Path) -> Path:
+    """The cached tarball: an existing one (either compression), else the name a new one gets."""
+    base = Path(cache_dir) / _rootfs_key()
+    for suffix in (".tar.zst", ".tar.gz"):
+        if base.with_name(base.name + suffix).exists():
+            return base.with_name(base.name + suffix)
+    return base.with_name(base.name + (".tar.zst" if shutil.which("zstd") else ".tar.gz"))
+
+
+def _tar_compress_args(tarball: Path) -> list[str]:
+    return ["-I", "zstd -T0 -3"] if tarball.name.endswith(".zst") else ["-I", "gzip -1"]
+
+
+def _debootstrap(root: Path, mirror: str) -> None:
+    """First stage on the host (downloads every .deb), second stage in the chroot under qemu."""
+    _remove_tree(root)
+    root.mkdir(parents=True)
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    log(f"debootstrap --foreign {SUITE} {ARCH} from {mirror}")
+    started = time.monotonic()
+    first = _run(
+        [debootstrap, f"--arch={ARCH}", "--variant=minbase", "--foreign", f"--include={','.join(ROOTFS_PACKAGES)}",
+         SUITE, root, mirror],
+        timeout=1200, check=False,
+    )
+    if first.returncode != 0:
+        detail = _tail(first.stdout + first.stderr)
+        logfile = root / "debootstrap" / "debootstrap.log"
+        if logfile.exists():
+            detail += "\n" + _tail(logfile.read_text(errors="replace"))
+        raise RuntimeError(f"debootstrap first stage failed:\n{detail}")
+    log(f"first stage done in {time.monotonic() - started:.0f} s; second stage under qemu")
+    # dpkg's fsync calls are slow through qemu and pointless for a throwaway tree.
+    unsafe_io = root / "etc" / "dpkg" / "dpkg.cfg.d" / "digitkit-unsafe-io"
+    unsafe_io.parent.mkdir(parents=True, exist_ok=True)
+    unsafe_io.write_text("force-unsafe-io\n")
+    qemu = shutil.which("qemu-aarch64-static")
+    if qemu:  # in case binfmt_misc was registered without the F (fix-binary) flag
+        shutil.copy2(qemu, root / "usr" / "bin" / "qemu-aarch64-static")
+    started = time.monotonic()
+    try:
+        second = _run(["chroot", root, "/debootstrap/debootstrap", "--second-stage"], timeout=1800, check=False,
+                      env={"PATH": _CHROOT_PATH, "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"})
+    finally:
+        unmount_all(root)  # the second stage mounts /proc and /sys itself
+    if second.returncode != 0:
+        detail = _tail(second.stdout + second.stderr)
+        logfile = root / "debootstrap" / "debootstrap.log"
+        if logfile.exists():
+            detail += "\n" + _tail(logfile.read_text(errors="replace"))
+        raise RuntimeError(f"debootstrap second stage failed:\n{detail}")
+    log(f"second stage done in {time.monotonic() - started:.0f} s")
+    unsafe_io.unlink(missing_ok=True)
+    for leftover in glob.glob(str(root / "var/cache/apt/archives/*.deb")) + glob.glob(str(root / "var/lib/apt/lists/*_Packages")):
+        os.unlink(leftover)
+    # The empty venv (ensurepip takes half a minute under qemu) is part of the cached tree.
+    started = time.monotonic()
+    done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", VENV], timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"python3 -m venv {VENV} failed in the chroot:\n{_tail(done.stdout + done.stderr)}")
+    log(f"{VENV} created in {time.monotonic() - started:.0f} s")
+    (root / "etc" / "digitkit-emulation").write_text(json.dumps({"key": _rootfs_key(), "mirror": mirror}) + "\n")
+
+
+def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None) -> Path:
+    """A fresh Debian bookworm arm64 minbase root file system with python3 and python3-venv.
+
+    Built once with debootstrap (minutes, an empty venv at /opt/venv included) and cached as
+    ``cache_dir/<key>.tar.zst`` (``.tar.gz`` without zstd); every later call unpacks that tarball
+    (seconds) into ``root`` (default ``cache_dir/root``), replacing whatever was there, so each
+    run starts from the same clean state. Nothing mounted under ``root`` is ever deleted through.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(root) if root else cache_dir / "root"
+    tarball = _rootfs_tarball(cache_dir)
+    if not tarball.exists():
+        mirror = debian_mirror()
+        build = cache_dir / "build-root"
+        _retry("debootstrap", lambda: _debootstrap(build, mirror), pause=15)
+        started = time.monotonic()
+        partial = tarball.with_name(tarball.name + ".partial")
+        if mounts_under(build):
+            raise RuntimeError(f"{build} still has mounts: not archiving it")
+        _run(["tar", "-C", build, "--numeric-owner", "--one-file-system", *_tar_compress_args(tarball), "-cf", partial, "."], timeout=900)
+        os.replace(partial, tarball)
+        log(f"cached {tarball} ({tarball.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+        _remove_tree(build)
+    started = time.monotonic()
+    _remove_tree(root)
+    root.mkdir(parents=True)
+    _run(["tar", "-C", root, "--numeric-owner", *_tar_compress_args(tarball), "-xpf", tarball], timeout=900)
+    log(f"unpacked the root file system into {root} in {time.monotonic() - started:.1f} s")
+    return root
+
+
+def copy_host_ca_certificates(root: Path) -> None:
+    """The host's CA bundle in the chroot: only needed if something inside must reach the network."""
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.exists():
+        target = Path(root) / "etc" / "ssl" / "certs"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle, target / bundle.name)
+
+
+# --------------------------------------------------------------------------------------------
+# Wheels (downloaded on the host) and the venv in the chroot
+# --------------------------------------------------------------------------------------------
+
+def aarch64_platforms(glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
+    """pip does not expand manylinux tags for ``--platform``: list every one the target accepts."""
+    return ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64" for minor in range(17, glibc_max_minor + 1)]
+
+
+def download_wheels(requirements: list[str], dest: Path, python: str = "311") -> list[Path]:
+    """aarch64 CPython wheels of ``requirements`` and their dependencies in ``dest``.
+
+    Resolved once per set of requirements: the file list is remembered in ``dest`` and a later
+    call with the same requirements returns it without touching the network.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    platforms = aarch64_platforms()
+    digest = hashlib.sha256(json.dumps([sorted(requirements), python, platforms]).encode()).hexdigest()[:16]
+    record = dest / f".set-{digest}.json"
+    if record.exists():
+        names = json.loads(record.read_text())["files"]
+        if all((dest / name).is_file() for name in names):
+            return [dest / name for name in names]
+    version = f"{python[0]}.{python[1:]}"
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--progress-bar", "off",
+           "--only-binary=:all:", "--implementation", "cp", "--python-version", version, "--abi", f"cp{python}",
+           "--dest", str(dest)]
+    for tag in platforms:
+        cmd += ["--platform", tag]
+    cmd += list(requirements)
+    log(f"pip download (aarch64, cp{python}) {' '.join(requirements)}")
+    done = _retry("pip download", lambda: _run(cmd, timeout=900))
+    names = []
+    for line in done.stdout.splitlines():
+        line = line.strip()
+        for prefix in ("Saved ", "File was already downloaded "):
+            if line.startswith(prefix):
+                name = Path(line[len(prefix):].strip()).name
+                if name not in names:
+                    names.append(name)
+    missing = [n for n in names if not (dest / n).is_file()]
+    if not names or missing:
+        raise RuntimeError(f"pip download reported no usable files (missing: {missing}):\n{_tail(done.stdout)}")
+    record.write_text(json.dumps({"requirements": requirements, "files": names}, indent=1) + "\n")
+    return [dest / name for name in names]
+
+
+def prepare_venv(root: Path, wheels: list[Path], packages: list[str]) -> str:
+    """A venv at /opt/venv in the chroot with ``packages`` installed from ``wheels`` only (no network).
+
+    Returns the venv's python, as a path inside the chroot.
+    """
+    root = Path(root)
+    folder = root / WHEELS_IN_ROOT.lstrip("/")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for wheel in wheels:
+        shutil.copy2(wheel, folder / Path(wheel).name)
+    python = f"{VENV}/bin/python"
+    if not (root / python.lstrip("/")).exists():
+        started = time.monotonic()
+        done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", VENV], timeout=900)
+        if done.returncode != 0:
+            raise RuntimeError(f"python3 -m venv failed in the chroot:\n{_tail(done.stdout + done.stderr)}")
+        log(f"venv created in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    done = run_in_root(
+        root,
+        [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile",
+         "--no-cache-dir", "--no-index", "--find-links", WHEELS_IN_ROOT, *packages],
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install in the chroot failed:\n{_tail(done.stdout + done.stderr, 30)}")
+    log(f"pip install {' '.join(packages)} in the chroot took {time.monotonic() - started:.0f} s")
+    return python
+
+
+# --------------------------------------------------------------------------------------------
+# Running a command in the chroot
+# --------------------------------------------------------------------------------------------
+
+_CPU_LINES = {
+    # Raspberry Pi 5 (BCM2712).
+    "cortex-a76": ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+                   "0x4", "0xd0b", "1", "108.00", "Raspberry Pi 5 Model B Rev 1.0"),
+    # Raspberry Pi 4 (BCM2711).
+    "cortex-a72": ("fp asimd evtstrm crc32 cpuid", "0x0", "0xd08", "3", "108.00", "Raspberry Pi 4 Model B Rev 1.4"),
+}
+
+
+def arm_cpuinfo(cpu: str = "cortex-a76", count: int = 4) -> str:
+    """An ARM /proc/cpuinfo as the kernel of a Raspberry Pi prints it."""
+    features, variant, part, revision, bogomips, model = _CPU_LINES[cpu]
+    blocks = [
+        f"processor\t: {i}\nBogoMIPS\t: {bogomips}\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n"
+        for i in range(count)
+    ]
+    return "\n".join(blocks) + f"\nRevision\t: d04170\nSerial\t\t: 0000000000000000\nModel\t\t: {model}\n"
+
+
+def run_in_root(
+    root: Path,
+    argv: list[str],
+    timeout: int,
+    env: Optional[Mapping[str, str]] = None,
+    binds: Optional[Mapping[str | Path, str]] = None,
+    cpu: str = "cortex-a76",
+    cwd: str = "/",
+    sysfs: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` in the chroot at ``root`` and return its CompletedProcess (text output captured).
+
+    ``cpu`` is the Pi's core, cortex-a76 (Pi 5) or cortex-a72 (Pi 4), used twice:
+    - QEMU_CPU: qemu's default "max" CPU has SVE and SME, which no Pi has; LiteRT 2.3's XNNPACK
+      then takes an SME path whose int8 results are wrong under bookworm's qemu 7.2 (about 80%
+      of the digits differ from the host). Pass ``env={"QEMU_CPU": ...}`` to override.
+    - /proc/cpuinfo: /proc and /sys (read-only) are mounted, and an ARM cpuinfo is bound over
+      /proc/cpuinfo: qemu 7.2 shows the host's x86 one, and onnxruntime and LiteRT (cpuinfo
+      library) then die with SIGSEGV at start.
+    /dev is bound from the host, and ``binds`` maps host directories to paths in the chroot
+    (e.g. ``{work: "/work"}``). Everything is unmounted afterwards, on failure and timeout too.
+    The environment is clean (PATH with /opt/venv/bin first, HOME, LANG, QEMU_CPU) plus ``env``.
+    """
+    root = Path(os.path.realpath(root))
+    if not (root / "usr" / "bin").is_dir():
+        raise FileNotFoundError(f"{root} is not a root file system")
+    cpuinfo = root / "etc" / "digitkit-cpuinfo"
+    cpuinfo.write_text(arm_cpuinfo(cpu))
+    mounted: list[Path] = []
+
+    def mount(args: list[str], target: Path) -> None:
+        _run(["mount", *args, target])
+        mounted.append(target)
+
+    try:
+        (root / "proc").mkdir(exist_ok=True)
+        mount(["-t", "proc", "proc"], root / "proc")
+        mount(["--bind", cpuinfo], root / "proc" / "cpuinfo")
+        if sysfs:
+            (root / "sys").mkdir(exist_ok=True)
+            mount(["-t", "sysfs", "-o", "ro", "sysfs"], root / "sys")
+        (root / "dev").mkdir(exist_ok=True)
+        mount(["--bind", "/dev"], root / "dev")
+        for host, inside in (binds or {}).items():
+            target = root / str(inside).lstrip("/")
+            Path(host).mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
+            mount(["--bind", os.path.realpath(host)], target)
+        full_env = {"PATH": _CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "QEMU_CPU": cpu, **(env or {})}
+        command = ["chroot", str(root), "/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd, *map(str, argv)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env)
+    finally:
+        for target in reversed(mounted):
+            if _run(["umount", target], check=False).returncode != 0:
+                _run(["umount", "-l", target], check=False)
+        unmount_all(root)
