@@ -41,6 +41,19 @@ class Manifest:
     def artifacts(self) -> list[dict]:
         return list(self.data.get("artifacts", []))
 
+    def select(self, files=None, modes=None) -> list[dict]:
+        """The artifact entries named by ``files`` and of ``modes`` (all when None); unknown names are an error."""
+        entries = self.artifacts
+        if files:
+            wanted = set(files)
+            entries = [e for e in entries if e["file"] in wanted]
+            unknown = wanted - {e["file"] for e in entries}
+            if unknown:
+                raise ArtifactError(f"{', '.join(sorted(unknown))} not in {self.path}", "Name artifacts the manifest lists (see `digitkit info`)")
+        if modes:
+            entries = [e for e in entries if e["mode"] in set(modes)]
+        return entries
+
     def entry_for(self, filename: str) -> Optional[dict]:
         for entry in self.artifacts:
             if entry.get("file") == filename:

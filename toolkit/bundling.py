@@ -27,15 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def choose_entries(manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]) -> list[dict]:
-    entries = manifest.artifacts
-    if files:
-        wanted = set(files)
-        entries = [e for e in entries if e["file"] in wanted]
-        missing = wanted - {e["file"] for e in entries}
-        if missing:
-            raise InputError(f"{', '.join(sorted(missing))} not in {manifest.path}", "Name artifacts the manifest lists (see `digitkit info`)")
-    if modes:
-        entries = [e for e in entries if e["mode"] in set(modes)]
+    entries = manifest.select(files, modes)
     if not entries:
         raise InputError("No artifacts chosen for the bundle", "Drop --artifact/--mode filters or export those modes first")
     return entries

@@ -149,13 +149,7 @@ def verify_manifest(
             "Verify against the MNIST test set the artifacts were exported with",
         )
     reference_probabilities = manifest.reference_probabilities()
-    entries = manifest.artifacts
-    if files:
-        wanted = set(files)
-        entries = [e for e in entries if e["file"] in wanted]
-        unknown = wanted - {e["file"] for e in entries}
-        if unknown:
-            raise InputError(f"{', '.join(sorted(unknown))} not in {manifest.path}", "Name artifacts the manifest lists")
+    entries = manifest.select(files)
     if not entries:
         raise DigitkitError(f"{manifest.path} lists no artifacts", "Re-run `digitkit export`")
     for entry in entries:  # fail fast on a changed or missing file, before any long run
