@@ -112,6 +112,14 @@ def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
     assert not any(p for p in (tmp_path / "out").glob("*") if not p.name.startswith("."))
 
 
+def test_unwritable_output_directory_is_one_line_exit_2(seed_model_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["export", "--model", str(seed_model_dir / "model.keras"), "--out", str(blocker / "export")])
+    assert result.exit_code == 2 and "Pass a writable --out" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_model_with_another_input_shape_is_refused(tmp_path):
     import keras
 

@@ -107,11 +107,12 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     pip_install(python, "numpy<2", f"{wheel}[tflite,cli]")
     digitkit = python.with_name("digitkit")
     result = subprocess.run(
-        [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-"],
+        [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-", "--report", str(tmp_path / "report")],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout)
+    assert "--report needs matplotlib: pip install 'digitkit[report]'" in result.stderr  # a device has no matplotlib
     rows = {r["file"]: r for r in summary["results"]}
     assert set(rows) == {"digit_mlp_fp32.tflite", "digit_mlp_fp16.tflite", "digit_mlp_dynamic.tflite", "digit_mlp_int8.tflite"}
     assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())

@@ -6,17 +6,24 @@ from typing import List, Optional
 
 import typer
 
+from digitkit.export.formats import FORMATS, MODES, formats_with
+
 from .common import DEFAULT_EXPORT_DIR, DEFAULT_TRAIN_DIR, echo, friendly_errors
+
+
+def mode_help(mode: str) -> str:
+    """Each flag's help comes from the export table, so the two cannot disagree."""
+    return f"Add {MODES[mode].description} ({', '.join(formats_with(mode))})."
 
 
 @friendly_errors
 def export(
     model: Path = typer.Option(DEFAULT_TRAIN_DIR / "model.keras", help="The trained model.keras (default: the last `digitkit train` output)."),
     out: Path = typer.Option(DEFAULT_EXPORT_DIR, help="Directory for the artifacts and manifest.json."),
-    int8: bool = typer.Option(False, "--int8", help="Add full-integer int8 models (TFLite int8 I/O; ONNX QDQ per-channel)."),
-    float16: bool = typer.Option(False, "--float16", help="Add a float16-weight TFLite model."),
-    dynamic: bool = typer.Option(False, "--dynamic", help="Add dynamic-range int8 models (TFLite and ONNX)."),
-    formats: Optional[List[str]] = typer.Option(None, "--format", help="Restrict to a format: tflite or onnx (repeatable)."),
+    int8: bool = typer.Option(False, MODES["int8"].flag, help=mode_help("int8")),
+    float16: bool = typer.Option(False, MODES["fp16"].flag, help=mode_help("fp16")),
+    dynamic: bool = typer.Option(False, MODES["dynamic"].flag, help=mode_help("dynamic")),
+    formats: Optional[List[str]] = typer.Option(None, "--format", help=f"Restrict to a format: {' or '.join(FORMATS)} (repeatable)."),
     calibration_size: int = typer.Option(500, help="Training images used to calibrate int8 models."),
     calibration_seed: int = typer.Option(0, help="Seed choosing the calibration images."),
     opset: int = typer.Option(17, help="ONNX opset (13 to 18)."),
