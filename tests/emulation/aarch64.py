@@ -1,4 +1,4 @@
-"""Run digitkit's aarch64 runtime on an x86_64 Linux host, under qemu user-mode emulation.
+"""Run digitkit's aarch64 (or armhf) runtime on an x86_64 Linux host, under qemu user-mode emulation.
 
 A Debian bookworm arm64 root file system (what Raspberry Pi OS bookworm is built on: Python 3.11,
 glibc 2.36) is made with ``debootstrap --foreign`` and finished inside a chroot through binfmt_misc
@@ -17,6 +17,10 @@ Standard library only. Needs root (chroot, mount, apt-get). Typical use::
         python = emu.prepare_venv(root, wheels, ["numpy", "onnxruntime"])
         done = emu.run_in_root(root, [python, "/work/script.py"], timeout=600, binds={work: "/work"})
 
+The same functions serve 32-bit Raspberry Pi OS (Debian bookworm armhf, armv7l) when given
+``arch="armhf"``; ``emulation.armhf`` binds that argument (see there). ``arch`` defaults to
+``"arm64"`` everywhere, so the calls above keep their meaning.
+
 Emulation is 100-300 times slower than native: use it for correctness, never for speed figures.
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import urlparse
@@ -53,8 +58,52 @@ _CHROOT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 _BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
-def log(message: str) -> None:
-    print(f"[aarch64] {message}", file=sys.stderr, flush=True)
+@dataclass(frozen=True)
+class Target:
+    """What differs between the emulated architectures."""
+
+    arch: str  # Debian architecture (debootstrap --arch)
+    label: str  # for messages
+    machines: tuple  # platform.machine() values expected in the chroot
+    qemu: str  # binfmt_misc entry, and qemu-user binary (<qemu>-static)
+    wheel_arch: str  # wheel platform tag suffix
+    packages: tuple  # Debian packages in the root file system
+    venv_args: tuple  # extra `python3 -m venv` arguments for /opt/venv
+    cpu: str  # default QEMU_CPU (a Pi's core)
+    cpuinfo: bool  # bind a Pi's /proc/cpuinfo over qemu's pass-through of the host's
+    root_name: str  # default unpack directory under the cache
+    extra_platforms: tuple = ()  # more `pip download --platform` tags, after the manylinux ones
+
+
+TARGETS: dict[str, Target] = {
+    "arm64": Target(
+        "arm64", "aarch64", ("aarch64",), "qemu-aarch64", "aarch64", ROOTFS_PACKAGES, (), "cortex-a76", True, "root",
+    ),
+    # 32-bit Raspberry Pi OS. No numpy wheels exist for armv7l (a pip install builds from source,
+    # for well over 15 minutes): Debian's python3-numpy (1.24.2) is used through a venv made with
+    # --system-site-packages, as the bundle's README tells a Pi user to do.
+    # QEMU_CPU=cortex-a7 (Pi 2's core: ARMv7 with NEON and VFPv4, what the armv7l tflite-runtime
+    # wheel is built for) rather than qemu-arm's "max", which adds AArch32 crypto extensions that
+    # no Pi's SoC has. No fake /proc/cpuinfo: the armv7l tflite-runtime 2.14 wheel is built
+    # without XNNPACK (and so without the cpuinfo library that crashes on arm64); its built-in
+    # kernels gave bit-identical outputs with QEMU_CPU max, cortex-a15 and cortex-a7, with and
+    # without a Pi 4's 32-bit cpuinfo bound (``run_in_root(..., cpuinfo=True)``).
+    "armhf": Target(
+        "armhf", "armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", (*ROOTFS_PACKAGES, "python3-numpy"),
+        ("--system-site-packages",), "cortex-a7", False, "root-armhf", ("linux_armv7l",),
+    ),
+}
+
+
+def target(arch: str = ARCH) -> Target:
+    try:
+        return TARGETS[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(TARGETS)}") from None
+
+
+def log(message: str, arch: str = ARCH) -> None:
+    print(f"[{TARGETS[arch].label if arch in TARGETS else arch}] {message}", file=sys.stderr, flush=True)
 
 
 def default_cache_dir() -> Path:
@@ -67,8 +116,8 @@ def default_cache_dir() -> Path:
 # Can we run at all?
 # --------------------------------------------------------------------------------------------
 
-def _host_tools_missing() -> list[str]:
-    wanted = {"qemu-user-static": "qemu-aarch64-static", "binfmt-support": "update-binfmts", "debootstrap": "debootstrap"}
+def _host_tools_missing(arch: str = ARCH) -> list[str]:
+    wanted = {"qemu-user-static": f"{target(arch).qemu}-static", "binfmt-support": "update-binfmts", "debootstrap": "debootstrap"}
     return [pkg for pkg, exe in wanted.items() if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()]
 
 
@@ -91,21 +140,22 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def emulation_unavailable_reason(cache_dir: Optional[Path] = None) -> Optional[str]:
-    """None when the aarch64 emulation can run here, else a one-line reason (for ``pytest.skip``).
+def emulation_unavailable_reason(cache_dir: Optional[Path] = None, arch: str = ARCH) -> Optional[str]:
+    """None when the emulation of ``arch`` can run here, else a one-line reason (for ``pytest.skip``).
 
     Mounts binfmt_misc if it is not mounted yet (that is the only way to know it can be).
     ``DIGITKIT_EMULATION=0`` turns the emulation off.
     """
+    label = target(arch).label
     if os.environ.get("DIGITKIT_EMULATION", "").strip().lower() in ("0", "no", "off", "false"):
-        return "DIGITKIT_EMULATION=0 turns the aarch64 emulation off"
+        return f"DIGITKIT_EMULATION=0 turns the {label} emulation off"
     if not sys.platform.startswith("linux"):
-        return f"aarch64 emulation needs Linux, not {sys.platform}"
+        return f"{label} emulation needs Linux, not {sys.platform}"
     machine = platform.machine()
     if machine not in ("x86_64", "AMD64"):
-        return f"aarch64 emulation is set up for x86_64 hosts, not {machine}"
+        return f"{label} emulation is set up for x86_64 hosts, not {machine}"
     if os.geteuid() != 0:
-        return "aarch64 emulation needs root (chroot, mount, apt-get)"
+        return f"{label} emulation needs root (chroot, mount, apt-get)"
     if shutil.which("chroot") is None or shutil.which("mount") is None:
         return "chroot or mount is missing"
     try:
@@ -113,9 +163,9 @@ def emulation_unavailable_reason(cache_dir: Optional[Path] = None) -> Optional[s
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or str(exc)
         return f"binfmt_misc cannot be mounted ({detail.strip().splitlines()[-1] if detail.strip() else exc})"
-    missing = _host_tools_missing()
+    missing = _host_tools_missing(arch)
     cache = cache_dir or default_cache_dir()
-    need_mirror = bool(missing) or not _rootfs_tarball(cache).exists()
+    need_mirror = bool(missing) or not _rootfs_tarball(cache, arch).exists()
     if missing and shutil.which("apt-get") is None:
         return f"{', '.join(missing)} missing and no apt-get to install them"
     if need_mirror:
@@ -140,7 +190,7 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join((text or "").strip().splitlines()[-lines:])
 
 
-def _retry(what: str, action, tries: int = TRIES, pause: float = PAUSE):
+def _retry(what: str, action, tries: int = TRIES, pause: float = PAUSE, arch: str = ARCH):
     """``action()`` up to ``tries`` times, pausing between tries (mirror hiccups)."""
     for attempt in range(1, tries + 1):
         try:
@@ -149,33 +199,36 @@ def _retry(what: str, action, tries: int = TRIES, pause: float = PAUSE):
             output = _tail(getattr(exc, "stderr", "") or getattr(exc, "stdout", "") or str(exc), 8)
             if attempt == tries:
                 raise RuntimeError(f"{what} failed {tries} times; last error:\n{output}") from exc
-            log(f"{what} failed (try {attempt}/{tries}), retrying in {pause:.0f} s:\n{output}")
+            log(f"{what} failed (try {attempt}/{tries}), retrying in {pause:.0f} s:\n{output}", arch)
             time.sleep(pause)
 
 
-def ensure_host_tools() -> None:
-    """qemu-user-static, binfmt-support and debootstrap installed; qemu-aarch64 registered. Idempotent."""
-    missing = _host_tools_missing()
+def ensure_host_tools(arch: str = ARCH) -> None:
+    """qemu-user-static, binfmt-support and debootstrap installed; qemu-aarch64 (qemu-arm for armhf)
+    registered. Idempotent."""
+    spec = target(arch)
+    missing = _host_tools_missing(arch)
     if missing:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        log(f"apt-get install {' '.join(HOST_PACKAGES)}")
+        log(f"apt-get install {' '.join(HOST_PACKAGES)}", arch)
         try:  # a failing extra suite (security, a disabled vendor repo) must not stop us
-            _retry("apt-get update", lambda: _run(["apt-get", "update"], timeout=600, env=env))
+            _retry("apt-get update", lambda: _run(["apt-get", "update"], timeout=600, env=env), arch=arch)
         except RuntimeError as exc:
-            log(f"apt-get update kept failing; trying the install anyway ({exc})")
+            log(f"apt-get update kept failing; trying the install anyway ({exc})", arch)
         _retry(
             "apt-get install",
             lambda: _run(["apt-get", "install", "-y", "--no-install-recommends", *HOST_PACKAGES], timeout=900, env=env),
+            arch=arch,
         )
     _mount_binfmt()
-    entry = _BINFMT_DIR / QEMU_BINFMT
+    entry = _BINFMT_DIR / spec.qemu
     if not entry.exists() or "enabled" not in entry.read_text().splitlines()[0]:
         update = shutil.which("update-binfmts") or "/usr/sbin/update-binfmts"
-        if not Path("/var/lib/binfmts", QEMU_BINFMT).exists():
-            _run([update, "--import", QEMU_BINFMT], check=False)
-        _run([update, "--enable", QEMU_BINFMT], check=False)
+        if not Path("/var/lib/binfmts", spec.qemu).exists():
+            _run([update, "--import", spec.qemu], check=False)
+        _run([update, "--enable", spec.qemu], check=False)
     if not entry.exists() or "enabled" not in entry.read_text().splitlines()[0]:
-        raise RuntimeError(f"{entry} is not registered and enabled after update-binfmts --enable {QEMU_BINFMT}")
+        raise RuntimeError(f"{entry} is not registered and enabled after update-binfmts --enable {spec.qemu}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,14 +352,18 @@ def debian_mirror(suite: str = SUITE) -> str:
     return DEFAULT_MIRROR
 
 
-def _rootfs_key(packages: Sequence[str] = ROOTFS_PACKAGES) -> str:
-    digest = hashlib.sha256(json.dumps([_FORMAT, SUITE, ARCH, "minbase", sorted(packages)]).encode()).hexdigest()
-    return f"debian-{SUITE}-{ARCH}-minbase-{digest[:10]}"
+def _rootfs_key(packages: Optional[Sequence[str]] = None, arch: str = ARCH) -> str:
+    spec = target(arch)
+    parts = [_FORMAT, SUITE, spec.arch, "minbase", sorted(spec.packages if packages is None else packages)]
+    if spec.venv_args:  # only when not empty, so that the arm64 key (and its cached tarball) stays as it was
+        parts.append(list(spec.venv_args))
+    digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+    return f"debian-{SUITE}-{spec.arch}-minbase-{digest[:10]}"
 
 
-def _rootfs_tarball(cache_dir: Path) -> Path:
+def _rootfs_tarball(cache_dir: Path, arch: str = ARCH) -> Path:
     """The cached tarball: an existing one (either compression), else the name a new one gets."""
-    base = Path(cache_dir) / _rootfs_key()
+    base = Path(cache_dir) / _rootfs_key(arch=arch)
     for suffix in (".tar.zst", ".tar.gz"):
         if base.with_name(base.name + suffix).exists():
             return base.with_name(base.name + suffix)
@@ -317,15 +374,20 @@ def _tar_compress_args(tarball: Path) -> list[str]:
     return ["-I", "zstd -T0 -3"] if tarball.name.endswith(".zst") else ["-I", "gzip -1"]
 
 
-def _debootstrap(root: Path, mirror: str) -> None:
-    """First stage on the host (downloads every .deb), second stage in the chroot under qemu."""
+def _debootstrap(root: Path, mirror: str, arch: str = ARCH) -> None:
+    """First stage on the host (downloads every .deb), second stage in the chroot under qemu.
+
+    Only the main suite is used (never the security one, whose armhf index was seen failing to
+    download mid-sync several times in a row): debootstrap installs ``--include`` itself, so no
+    ``apt-get update`` runs in the chroot."""
+    spec = target(arch)
     _remove_tree(root)
     root.mkdir(parents=True)
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
-    log(f"debootstrap --foreign {SUITE} {ARCH} from {mirror}")
+    log(f"debootstrap --foreign {SUITE} {spec.arch} from {mirror}", arch)
     started = time.monotonic()
     first = _run(
-        [debootstrap, f"--arch={ARCH}", "--variant=minbase", "--foreign", f"--include={','.join(ROOTFS_PACKAGES)}",
+        [debootstrap, f"--arch={spec.arch}", "--variant=minbase", "--foreign", f"--include={','.join(spec.packages)}",
          SUITE, root, mirror],
         timeout=1200, check=False,
     )
@@ -335,14 +397,14 @@ def _debootstrap(root: Path, mirror: str) -> None:
         if logfile.exists():
             detail += "\n" + _tail(logfile.read_text(errors="replace"))
         raise RuntimeError(f"debootstrap first stage failed:\n{detail}")
-    log(f"first stage done in {time.monotonic() - started:.0f} s; second stage under qemu")
+    log(f"first stage done in {time.monotonic() - started:.0f} s; second stage under qemu", arch)
     # dpkg's fsync calls are slow through qemu and pointless for a throwaway tree.
     unsafe_io = root / "etc" / "dpkg" / "dpkg.cfg.d" / "digitkit-unsafe-io"
     unsafe_io.parent.mkdir(parents=True, exist_ok=True)
     unsafe_io.write_text("force-unsafe-io\n")
-    qemu = shutil.which("qemu-aarch64-static")
+    qemu = shutil.which(f"{spec.qemu}-static")
     if qemu:  # in case binfmt_misc was registered without the F (fix-binary) flag
-        shutil.copy2(qemu, root / "usr" / "bin" / "qemu-aarch64-static")
+        shutil.copy2(qemu, root / "usr" / "bin" / f"{spec.qemu}-static")
     started = time.monotonic()
     try:
         second = _run(["chroot", root, "/debootstrap/debootstrap", "--second-stage"], timeout=1800, check=False,
@@ -355,48 +417,54 @@ def _debootstrap(root: Path, mirror: str) -> None:
         if logfile.exists():
             detail += "\n" + _tail(logfile.read_text(errors="replace"))
         raise RuntimeError(f"debootstrap second stage failed:\n{detail}")
-    log(f"second stage done in {time.monotonic() - started:.0f} s")
+    log(f"second stage done in {time.monotonic() - started:.0f} s", arch)
     unsafe_io.unlink(missing_ok=True)
     for leftover in glob.glob(str(root / "var/cache/apt/archives/*.deb")) + glob.glob(str(root / "var/lib/apt/lists/*_Packages")):
         os.unlink(leftover)
     # The empty venv (ensurepip takes half a minute under qemu) is part of the cached tree.
     started = time.monotonic()
-    done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", VENV], timeout=900)
+    done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", *spec.venv_args, VENV], timeout=900, arch=arch)
     if done.returncode != 0:
         raise RuntimeError(f"python3 -m venv {VENV} failed in the chroot:\n{_tail(done.stdout + done.stderr)}")
-    log(f"{VENV} created in {time.monotonic() - started:.0f} s")
-    (root / "etc" / "digitkit-emulation").write_text(json.dumps({"key": _rootfs_key(), "mirror": mirror}) + "\n")
+    log(f"{VENV} created in {time.monotonic() - started:.0f} s", arch)
+    marker = {"key": _rootfs_key(arch=arch), "mirror": mirror}
+    if arch != ARCH:
+        marker["arch"] = spec.arch
+    (root / "etc" / "digitkit-emulation").write_text(json.dumps(marker) + "\n")
 
 
-def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None) -> Path:
-    """A fresh Debian bookworm arm64 minbase root file system with python3 and python3-venv.
+def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None, arch: str = ARCH) -> Path:
+    """A fresh Debian bookworm minbase root file system with python3 and python3-venv (arm64), or
+    with python3-numpy too and a ``--system-site-packages`` venv (armhf).
 
     Built once with debootstrap (minutes, an empty venv at /opt/venv included) and cached as
     ``cache_dir/<key>.tar.zst`` (``.tar.gz`` without zstd); every later call unpacks that tarball
-    (seconds) into ``root`` (default ``cache_dir/root``), replacing whatever was there, so each
-    run starts from the same clean state. Nothing mounted under ``root`` is ever deleted through.
+    (seconds) into ``root`` (default ``cache_dir/root`` for arm64, ``cache_dir/root-armhf`` for
+    armhf), replacing whatever was there, so each run starts from the same clean state. Nothing
+    mounted under ``root`` is ever deleted through.
     """
+    spec = target(arch)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    root = Path(root) if root else cache_dir / "root"
-    tarball = _rootfs_tarball(cache_dir)
+    root = Path(root) if root else cache_dir / spec.root_name
+    tarball = _rootfs_tarball(cache_dir, arch)
     if not tarball.exists():
         mirror = debian_mirror()
-        build = cache_dir / "build-root"
-        _retry("debootstrap", lambda: _debootstrap(build, mirror), pause=15)
+        build = cache_dir / ("build-root" if arch == ARCH else f"build-root-{spec.arch}")
+        _retry("debootstrap", lambda: _debootstrap(build, mirror, arch), pause=15, arch=arch)
         started = time.monotonic()
         partial = tarball.with_name(tarball.name + ".partial")
         if mounts_under(build):
             raise RuntimeError(f"{build} still has mounts: not archiving it")
         _run(["tar", "-C", build, "--numeric-owner", "--one-file-system", *_tar_compress_args(tarball), "-cf", partial, "."], timeout=900)
         os.replace(partial, tarball)
-        log(f"cached {tarball} ({tarball.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+        log(f"cached {tarball} ({tarball.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s", arch)
         _remove_tree(build)
     started = time.monotonic()
     _remove_tree(root)
     root.mkdir(parents=True)
     _run(["tar", "-C", root, "--numeric-owner", *_tar_compress_args(tarball), "-xpf", tarball], timeout=900)
-    log(f"unpacked the root file system into {root} in {time.monotonic() - started:.1f} s")
+    log(f"unpacked the root file system into {root} in {time.monotonic() - started:.1f} s", arch)
     return root
 
 
@@ -404,30 +472,41 @@ def copy_host_ca_certificates(root: Path) -> None:
     """The host's CA bundle in the chroot: only needed if something inside must reach the network."""
     bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     if bundle.exists():
-        target = Path(root) / "etc" / "ssl" / "certs"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(bundle, target / bundle.name)
+        certs = Path(root) / "etc" / "ssl" / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle, certs / bundle.name)
 
 
 # --------------------------------------------------------------------------------------------
 # Wheels (downloaded on the host) and the venv in the chroot
 # --------------------------------------------------------------------------------------------
 
-def aarch64_platforms(glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
+def wheel_platforms(arch: str = ARCH, glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
     """pip does not expand manylinux tags for ``--platform``: list every one the target accepts."""
-    return ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64" for minor in range(17, glibc_max_minor + 1)]
+    suffix = target(arch).wheel_arch
+    return ([f"manylinux2014_{suffix}"] + [f"manylinux_2_{minor}_{suffix}" for minor in range(17, glibc_max_minor + 1)]
+            + list(target(arch).extra_platforms))
 
 
-def download_wheels(requirements: list[str], dest: Path, python: str = "311") -> list[Path]:
-    """aarch64 CPython wheels of ``requirements`` and their dependencies in ``dest``.
+def aarch64_platforms(glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
+    """The arm64 ``wheel_platforms``."""
+    return wheel_platforms(ARCH, glibc_max_minor)
 
-    Resolved once per set of requirements: the file list is remembered in ``dest`` and a later
-    call with the same requirements returns it without touching the network.
+
+def download_wheels(requirements: list[str], dest: Path, python: str = "311", arch: str = ARCH, deps: bool = True) -> list[Path]:
+    """CPython wheels for ``arch`` (aarch64 by default) of ``requirements`` and their dependencies in ``dest``.
+
+    ``deps=False`` downloads the requirements alone: needed where a dependency has no wheel for
+    the target but the root file system provides it (tflite-runtime's numpy on armhf, which is
+    Debian's python3-numpy there). Resolved once per set of requirements: the file list is
+    remembered in ``dest`` and a later call with the same requirements returns it without
+    touching the network.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    platforms = aarch64_platforms()
-    digest = hashlib.sha256(json.dumps([sorted(requirements), python, platforms]).encode()).hexdigest()[:16]
+    platforms = wheel_platforms(arch)
+    key = [sorted(requirements), python, platforms] + ([] if deps else ["no-deps"])
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     record = dest / f".set-{digest}.json"
     if record.exists():
         names = json.loads(record.read_text())["files"]
@@ -439,9 +518,11 @@ def download_wheels(requirements: list[str], dest: Path, python: str = "311") ->
            "--dest", str(dest)]
     for tag in platforms:
         cmd += ["--platform", tag]
+    if not deps:
+        cmd.append("--no-deps")
     cmd += list(requirements)
-    log(f"pip download (aarch64, cp{python}) {' '.join(requirements)}")
-    done = _retry("pip download", lambda: _run(cmd, timeout=900))
+    log(f"pip download ({target(arch).wheel_arch}, cp{python}{'' if deps else ', no deps'}) {' '.join(requirements)}", arch)
+    done = _retry("pip download", lambda: _run(cmd, timeout=900), arch=arch)
     names = []
     for line in done.stdout.splitlines():
         line = line.strip()
@@ -457,11 +538,13 @@ def download_wheels(requirements: list[str], dest: Path, python: str = "311") ->
     return [dest / name for name in names]
 
 
-def prepare_venv(root: Path, wheels: list[Path], packages: list[str]) -> str:
+def prepare_venv(root: Path, wheels: list[Path], packages: list[str], arch: str = ARCH) -> str:
     """A venv at /opt/venv in the chroot with ``packages`` installed from ``wheels`` only (no network).
 
-    Returns the venv's python, as a path inside the chroot.
+    On armhf the venv sees the system's site-packages (Debian's numpy), which satisfy the
+    packages' numpy requirement. Returns the venv's python, as a path inside the chroot.
     """
+    spec = target(arch)
     root = Path(root)
     folder = root / WHEELS_IN_ROOT.lstrip("/")
     if folder.exists():
@@ -472,20 +555,20 @@ def prepare_venv(root: Path, wheels: list[Path], packages: list[str]) -> str:
     python = f"{VENV}/bin/python"
     if not (root / python.lstrip("/")).exists():
         started = time.monotonic()
-        done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", VENV], timeout=900)
+        done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", *spec.venv_args, VENV], timeout=900, arch=arch)
         if done.returncode != 0:
             raise RuntimeError(f"python3 -m venv failed in the chroot:\n{_tail(done.stdout + done.stderr)}")
-        log(f"venv created in {time.monotonic() - started:.0f} s")
+        log(f"venv created in {time.monotonic() - started:.0f} s", arch)
     started = time.monotonic()
     done = run_in_root(
         root,
         [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile",
          "--no-cache-dir", "--no-index", "--find-links", WHEELS_IN_ROOT, *packages],
-        timeout=1800,
+        timeout=1800, arch=arch,
     )
     if done.returncode != 0:
         raise RuntimeError(f"pip install in the chroot failed:\n{_tail(done.stdout + done.stderr, 30)}")
-    log(f"pip install {' '.join(packages)} in the chroot took {time.monotonic() - started:.0f} s")
+    log(f"pip install {' '.join(packages)} in the chroot took {time.monotonic() - started:.0f} s", arch)
     return python
 
 
@@ -513,59 +596,80 @@ def arm_cpuinfo(cpu: str = "cortex-a76", count: int = 4) -> str:
     return "\n".join(blocks) + f"\nRevision\t: d04170\nSerial\t\t: 0000000000000000\nModel\t\t: {model}\n"
 
 
+def armv7_cpuinfo(count: int = 4) -> str:
+    """/proc/cpuinfo as 32-bit Raspberry Pi OS prints it on a Pi 4 (Cortex-A72 in AArch32)."""
+    blocks = [
+        f"processor\t: {i}\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nBogoMIPS\t: 108.00\n"
+        "Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n"
+        for i in range(count)
+    ]
+    return "\n".join(blocks) + "\nHardware\t: BCM2835\nRevision\t: c03114\nSerial\t\t: 0000000000000000\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+
+
 def run_in_root(
     root: Path,
     argv: list[str],
     timeout: int,
     env: Optional[Mapping[str, str]] = None,
     binds: Optional[Mapping[str | Path, str]] = None,
-    cpu: str = "cortex-a76",
+    cpu: Optional[str] = None,
     cwd: str = "/",
     sysfs: bool = True,
+    arch: str = ARCH,
+    cpuinfo: Optional[bool] = None,
 ) -> subprocess.CompletedProcess:
     """Run ``argv`` in the chroot at ``root`` and return its CompletedProcess (text output captured).
 
-    ``cpu`` is the Pi's core, cortex-a76 (Pi 5) or cortex-a72 (Pi 4), used twice:
+    ``cpu`` (default: the architecture's, cortex-a76 for arm64) is the Pi's core, cortex-a76
+    (Pi 5) or cortex-a72 (Pi 4), used twice on arm64:
     - QEMU_CPU: qemu's default "max" CPU has SVE and SME, which no Pi has; LiteRT 2.3's XNNPACK
       then takes an SME path whose int8 results are wrong under bookworm's qemu 7.2 (about 80%
       of the digits differ from the host). Pass ``env={"QEMU_CPU": ...}`` to override.
     - /proc/cpuinfo: /proc and /sys (read-only) are mounted, and an ARM cpuinfo is bound over
       /proc/cpuinfo: qemu 7.2 shows the host's x86 one, and onnxruntime and LiteRT (cpuinfo
       library) then die with SIGSEGV at start.
+    On armhf (qemu-arm) ``cpu`` only sets QEMU_CPU, and no cpuinfo is bound unless
+    ``cpuinfo=True`` (a Pi's 32-bit one); see ``TARGETS["armhf"]`` for why.
     /dev is bound from the host, and ``binds`` maps host directories to paths in the chroot
     (e.g. ``{work: "/work"}``). Everything is unmounted afterwards, on failure and timeout too.
     The environment is clean (PATH with /opt/venv/bin first, HOME, LANG, QEMU_CPU) plus ``env``.
     """
+    spec = target(arch)
+    cpu = cpu or spec.cpu
+    bind_cpuinfo = spec.cpuinfo if cpuinfo is None else cpuinfo
     root = Path(os.path.realpath(root))
     if not (root / "usr" / "bin").is_dir():
         raise FileNotFoundError(f"{root} is not a root file system")
-    cpuinfo = root / "etc" / "digitkit-cpuinfo"
-    cpuinfo.write_text(arm_cpuinfo(cpu))
+    fake_cpuinfo = root / "etc" / "digitkit-cpuinfo"
+    if bind_cpuinfo:
+        fake_cpuinfo.write_text(arm_cpuinfo(cpu) if arch == ARCH else armv7_cpuinfo())
     mounted: list[Path] = []
 
-    def mount(args: list[str], target: Path) -> None:
-        _run(["mount", *args, target])
-        mounted.append(target)
+    def mount(args: list[str], point: Path) -> None:
+        _run(["mount", *args, point])
+        mounted.append(point)
 
     try:
         (root / "proc").mkdir(exist_ok=True)
         mount(["-t", "proc", "proc"], root / "proc")
-        mount(["--bind", cpuinfo], root / "proc" / "cpuinfo")
+        if bind_cpuinfo:
+            mount(["--bind", fake_cpuinfo], root / "proc" / "cpuinfo")
         if sysfs:
             (root / "sys").mkdir(exist_ok=True)
             mount(["-t", "sysfs", "-o", "ro", "sysfs"], root / "sys")
         (root / "dev").mkdir(exist_ok=True)
         mount(["--bind", "/dev"], root / "dev")
         for host, inside in (binds or {}).items():
-            target = root / str(inside).lstrip("/")
+            point = root / str(inside).lstrip("/")
             Path(host).mkdir(parents=True, exist_ok=True)
-            target.mkdir(parents=True, exist_ok=True)
-            mount(["--bind", os.path.realpath(host)], target)
+            point.mkdir(parents=True, exist_ok=True)
+            mount(["--bind", os.path.realpath(host)], point)
         full_env = {"PATH": _CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "QEMU_CPU": cpu, **(env or {})}
         command = ["chroot", str(root), "/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd, *map(str, argv)]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env)
     finally:
-        for target in reversed(mounted):
-            if _run(["umount", target], check=False).returncode != 0:
-                _run(["umount", "-l", target], check=False)
+        for point in reversed(mounted):
+            if _run(["umount", point], check=False).returncode != 0:
+                _run(["umount", "-l", point], check=False)
         unmount_all(root)

@@ -1,0 +1,145 @@
+"""Issue 6 (stretch goal): the device workflow on 32-bit Raspberry Pi OS (Debian bookworm armhf,
+armv7l, Python 3.11), under qemu user-mode emulation.
+
+A bundle of the three TFLite artifacts (fp32, full int8, per-tensor dynamic int8) is made on the
+host; in the emulated root file system the bundle's own digitkit wheel is installed with extras
+[tflite,cli] from armv7l wheels downloaded on the host (tflite-runtime 2.14.0 and Typer with its
+dependencies, pydantic-core included: the chroot needs no network), beside Debian's python3-numpy,
+and `digitkit verify --bundle --backend tflite-runtime` re-proves parity there on all 10,000 test
+images. The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
+full-int8 model's top-1 predictions must agree with the host's on at least 99.9% of the images (see
+the comment at that assertion for why not exactly). Cold (debootstrap): about 6 minutes; warm
+(cached root file system and wheels): about 2. Skips, saying why, where emulation cannot run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from digitkit.runtime import load
+from digitkit.toolkit.cli import app
+from digitkit.toolkit.data import load_mnist_test
+from emulation import armhf as emu
+
+pytestmark = [pytest.mark.slow, pytest.mark.emulation]
+ARTIFACTS = ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"]
+REQUIREMENTS = ["typer"]  # with its dependencies: all have armv7l (or pure-Python) wheels
+NO_DEPS = ["tflite-runtime==2.14.0"]  # its one dependency, numpy, is Debian's python3-numpy
+INT8 = "digit_mlp_int8.tflite"
+# Run in the chroot: what it is, and the full-int8 model's probabilities through digitkit's API.
+DEVICE_SCRIPT = """
+import json, platform, struct, sys
+import numpy, tflite_runtime
+from digitkit.runtime import load
+from digitkit.toolkit.data import load_mnist_test
+
+print(json.dumps({"machine": platform.machine(), "python": platform.python_version(), "numpy": numpy.__version__,
+                  "numpy_file": numpy.__file__, "tflite_runtime": tflite_runtime.__version__,
+                  "pointer_bits": 8 * struct.calcsize("P")}), flush=True)
+x, _ = load_mnist_test("/work/bundle/mnist", download=False)
+model = load("/work/bundle/" + sys.argv[1], backend="tflite-runtime")
+numpy.save(sys.argv[2], numpy.concatenate([model.predict_proba(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
+"""
+
+
+def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
+    reason = emu.emulation_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
+    runner = CliRunner()
+    bundle = tmp_path / "work" / "bundle"
+    made = runner.invoke(app, ["bundle", str(export_dir), "--out", str(bundle), *[a for f in ARTIFACTS for a in ("--artifact", f)]])
+    assert made.exit_code == 0, made.output
+    host = runner.invoke(app, ["verify", "--bundle", str(bundle), "--json", str(tmp_path / "host.json")])
+    assert host.exit_code == 0, host.output
+    host_rows = {r["file"]: r for r in json.loads((tmp_path / "host.json").read_text())["results"]}
+    assert {r["backend"] for r in host_rows.values()} == {"litert"}
+
+    started = time.monotonic()
+    emu.ensure_host_tools()
+    cache = emu.default_cache_dir()
+    root = emu.ensure_rootfs(cache)
+    wheels = emu.download_wheels(REQUIREMENTS, cache / "wheels-cp311-armv7l")
+    wheels += emu.download_wheels(NO_DEPS, cache / "wheels-cp311-armv7l", deps=False)
+    wheel = next(bundle.glob("digitkit-*.whl"))
+    python = emu.prepare_venv(root, [*wheels, wheel], ["digitkit[tflite,cli]"])
+    digitkit = str(Path(python).with_name("digitkit"))
+    (tmp_path / "work" / "device_script.py").write_text(DEVICE_SCRIPT)
+    setup_seconds = time.monotonic() - started
+    try:
+        probe = emu.run_in_root(
+            root, [python, "/work/device_script.py", INT8, "/work/device-int8.npy"], timeout=600, binds={tmp_path / "work": "/work"},
+        )
+        verify_started = time.monotonic()
+        done = emu.run_in_root(
+            root,
+            [digitkit, "verify", "--bundle", "/work/bundle", "--backend", "tflite-runtime", "--json", "/work/device.json"],
+            timeout=1800, binds={tmp_path / "work": "/work"},
+        )
+        verify_seconds = time.monotonic() - verify_started
+    finally:
+        assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
+    assert probe.returncode == 0, f"exit {probe.returncode}\n{probe.stdout}\n{probe.stderr}"
+    device = json.loads(probe.stdout.strip().splitlines()[-1])
+    figures.append(
+        f"armhf emulation ({device['machine']}, {device['pointer_bits']}-bit Python {device['python']}, "
+        f"Debian numpy {device['numpy']}, tflite-runtime {device['tflite_runtime']}, "
+        f"{time.monotonic() - started:.0f} s: set-up {setup_seconds:.0f} s, verify {verify_seconds:.0f} s): "
+        "digitkit verify --bundle --backend tflite-runtime"
+    )
+    assert device["machine"] in emu.MACHINES and device["pointer_bits"] == 32, device
+    assert device["numpy"].startswith("1.24.") and device["numpy_file"].startswith("/usr/lib/python3/dist-packages/"), device
+    assert device["tflite_runtime"] == "2.14.0"
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    report = json.loads((tmp_path / "work" / "device.json").read_text())
+    assert report["host"]["machine"] == device["machine"]
+    device_rows = {r["file"]: r for r in report["results"]}
+    assert {r["backend"] for r in device_rows.values()} == {"tflite-runtime"}
+    assert set(device_rows) == set(host_rows) == set(ARTIFACTS)
+    for name in ARTIFACTS:
+        row, ref = device_rows[name], host_rows[name]
+        figures.append(
+            f"  {name}: armhf tflite-runtime accuracy {row['accuracy']:.4f}, agreement with Keras {row['agreement']:.4f}; "
+            f"x86_64 LiteRT accuracy {ref['accuracy']:.4f}, agreement with Keras {ref['agreement']:.4f}"
+        )
+
+    # The full-int8 model, image by image: the chroot's probabilities against LiteRT's here.
+    x_test, _ = load_mnist_test(bundle / "mnist", download=False)
+    host_model = load(bundle / INT8, backend="litert")
+    host_proba = np.concatenate([host_model.predict_proba(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)])
+    device_proba = np.load(tmp_path / "work" / "device-int8.npy")
+    assert device_proba.shape == host_proba.shape == (len(x_test), 10)
+    top1 = float((device_proba.argmax(axis=1) == host_proba.argmax(axis=1)).mean())
+    steps = np.rint(np.abs(device_proba.astype(np.float64) - host_proba) / host_model.output_info.scale)
+    figures.append(
+        f"  {INT8}: top-1 agreement armhf vs x86_64 {top1:.4f} ({int(round((1 - top1) * len(x_test)))} of {len(x_test)} differ); "
+        f"int8 outputs differ on {int(np.any(steps > 0, axis=1).sum())} images, by at most {int(steps.max())} quantization steps"
+    )
+
+    for name in ARTIFACTS:
+        row, ref = device_rows[name], host_rows[name]
+        assert row["passed"], row["failures"]
+        if name == INT8:
+            # Not exact, for a real reason that is not the emulation: tflite-runtime 2.14's armv7l
+            # wheel has no XNNPACK, so the full-int8 model runs on TFLite's built-in integer kernels
+            # (fixed-point requantization), while LiteRT 2.3 on the host runs it on XNNPACK's
+            # (float requantization). Their int8 results differ by a rounding here and there, and
+            # that grows through the layers: measured, 11 of 10,000 images had different int8
+            # outputs (up to 13 steps of 1/256) and 1 a different top-1 (accuracy 0.9815 against
+            # 0.9814). tflite-runtime 2.14 on x86_64 (numpy 1.26, no XNNPACK for int8 either)
+            # gave outputs bit-identical to the armhf chroot's, under QEMU_CPU cortex-a7,
+            # cortex-a15 and max alike: the difference is the runtime's, not ARM's or qemu's.
+            assert top1 >= 0.999, f"{INT8}: top-1 agreement with the host {top1:.4f} < 0.999"
+            assert abs(row["accuracy"] - ref["accuracy"]) <= 1 - top1 + 1e-9
+        else:
+            # Float outputs: fp32's equal the host's to 1e-6, the dynamic model's (activations
+            # quantized on the fly by either runtime) to 3e-5; no top-1 differs, so this is exact.
+            assert row["accuracy"] == ref["accuracy"], name
+            assert row["per_class_accuracy"] == ref["per_class_accuracy"], name
+            assert row["agreement"] == ref["agreement"], name
