@@ -76,6 +76,7 @@ def open_session(model: bytes, fmt: str, backend: str = "auto", threads: Optiona
 
 
 def _open(spec: BackendSpec, model: bytes, threads: Optional[int]) -> Session:
+    """Open on one backend, turning whatever its native loader raises into a one-line error."""
     from ..errors import ArtifactError
 
     try:
@@ -85,18 +86,16 @@ def _open(spec: BackendSpec, model: bytes, threads: Optional[int]) -> Session:
             f"Backend {spec.name} is installed but fails to import ({str(exc).splitlines()[0]})",
             f"Reinstall it: pip install --force-reinstall 'digitkit[{spec.extra}]'",
         ) from exc
-    except (ValueError, RuntimeError, Exception) as exc:  # native loaders raise many kinds
-        if type(exc).__name__ in ("NoSuchFile",):
-            raise
-        message = str(exc).strip().splitlines()
-        detail = message[-1] if message else type(exc).__name__
-        if "NumPy 1.x cannot be run in" in str(exc) or "_ARRAY_API" in str(exc):
+    except Exception as exc:  # native loaders raise ValueError, RuntimeError and their own kinds
+        text = str(exc)
+        if "NumPy 1.x cannot be run in" in text or "_ARRAY_API" in text:
             raise BackendUnavailableError(
                 f"Backend {spec.name} was built for NumPy 1 and this environment has NumPy 2",
                 "pip install 'numpy<2' in this environment, or use the litert backend",
             ) from exc
+        lines = text.strip().splitlines()
         raise ArtifactError(
-            f"{spec.name} cannot load the model ({detail[:200]})",
+            f"{spec.name} cannot load the model ({(lines[-1] if lines else type(exc).__name__)[:200]})",
             "Re-export the artifact with `digitkit export`",
         ) from exc
 
