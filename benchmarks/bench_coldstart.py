@@ -16,7 +16,6 @@ benchlib.measure_child for why not from this process). Goals: digitkit <= 0.5 s 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile

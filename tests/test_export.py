@@ -1,7 +1,6 @@
 """Export: every target of the table, real converters on the real seed model, and what must hold."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -39,6 +39,7 @@ def test_same_seed_gives_bit_identical_weights_across_processes(tmp_path):
             weights.append(archive.read("model.weights.h5"))
     assert weights[0] == weights[1]
     other = run_cli("train", "--seed", "8", "--epochs", "1", "--out", tmp_path / "c")
+    assert other.returncode == 0, other.stderr
     with zipfile.ZipFile(tmp_path / "c" / "model.keras") as archive:
         assert archive.read("model.weights.h5") != weights[0]
 

@@ -69,9 +69,9 @@ def bench_model(path: Path, backend: str = "auto", threads: Optional[int] = None
     throughput = {}
     for size in batch_sizes:
         batch = sample_images(size)
-        per_call = np.median(time_calls(lambda: model.predict_proba(batch), 5, warmup=2))
+        per_call = np.median(time_calls(lambda batch=batch: model.predict_proba(batch), 5, warmup=2))
         reps = int(min(2000, max(5, seconds / max(per_call, 1e-6))))
-        throughput[str(size)] = float(size / np.median(time_calls(lambda: model.predict_proba(batch), reps, warmup=2)))
+        throughput[str(size)] = float(size / np.median(time_calls(lambda batch=batch: model.predict_proba(batch), reps, warmup=2)))
     return BenchResult(
         file=Path(path).name, backend=model.backend, threads=threads, load_ms=load_ms,
         batch1_median_us=float(np.median(latency) * 1e6), batch1_p99_us=float(np.percentile(latency, 99) * 1e6),

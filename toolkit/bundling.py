@@ -6,7 +6,6 @@ the install command for each kind of Pi. `digitkit verify --bundle DIR` re-prove
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -154,7 +153,6 @@ def open_bundle(location: Path) -> tuple[Manifest, Path]:
 
 def _extract(archive: Path) -> Path:
     """Unpack a bundle archive beside itself, refusing members that would escape the directory."""
-    target = archive.with_name(archive.name.rsplit(".t", 1)[0])
     try:
         with tarfile.open(archive, "r:gz") as tar:
             names = tar.getnames()

@@ -7,7 +7,7 @@ from typing import Optional
 
 from digitkit.runtime.errors import BackendUnavailableError, HashMismatchError
 from digitkit.runtime.hashing import sha256_file
-from digitkit.runtime.manifest import check_file_hash, find_manifest_for
+from digitkit.runtime.manifest import check_file_hash
 from digitkit.runtime.model import read_artifact
 
 
