@@ -4,8 +4,9 @@ under qemu user-mode emulation.
 A bundle is made on the host; in the emulated root file system the bundle's own digitkit wheel is
 installed with aarch64 wheels of numpy, LiteRT, onnxruntime and Typer (downloaded on the host: the
 chroot needs no network), and `digitkit verify --bundle` re-proves parity there on all 10,000 test
-images. Its accuracies must equal the host's exactly. Cold (debootstrap): about 6 minutes; warm
-(cached root file system and wheels): under a minute. Skips, saying why, where emulation cannot run.
+images. Its accuracies must equal the host's exactly. Cold (empty cache: mmdebstrap, venv under
+qemu, wheels): about a minute of emulation; warm (cached root file system and wheels): about 30 s.
+Skips, saying why, where emulation cannot run.
 """
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ dependencies, pydantic-core included: the chroot needs no network), beside Debia
 and `digitkit verify --bundle --backend tflite-runtime` re-proves parity there on all 10,000 test
 images. The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
 full-int8 model's top-1 predictions must agree with the host's on at least 99.9% of the images (see
-the comment at that assertion for why not exactly). Cold (debootstrap): about 6 minutes; warm
-(cached root file system and wheels): about 2. Skips, saying why, where emulation cannot run.
+the comment at that assertion for why not exactly). Cold (empty cache: mmdebstrap, venv under
+qemu, wheels): about 2 minutes of emulation; warm (cached root file system and wheels): about 1.5.
+Skips, saying why, where emulation cannot run.
 """
 from __future__ import annotations
 

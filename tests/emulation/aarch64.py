@@ -1,10 +1,13 @@
 """Run digitkit's aarch64 (or armhf) runtime on an x86_64 Linux host, under qemu user-mode emulation.
 
 A Debian bookworm arm64 root file system (what Raspberry Pi OS bookworm is built on: Python 3.11,
-glibc 2.36) is made with ``debootstrap --foreign`` and finished inside a chroot through binfmt_misc
-and qemu-user-static. It is cached as a tarball, so later runs unpack it in seconds. aarch64 wheels
-are downloaded on the host (``pip download --platform``) and installed in a venv in the chroot from
-a local folder: nothing inside the chroot needs the network.
+glibc 2.36) is made with ``mmdebstrap --variant=extract``: the Debian .debs (python3, python3-venv
+and their dependencies) are downloaded and unpacked on the host, in seconds, and no maintainer
+script runs. The few of their effects that matter here are redone (see ``_configure_extracted``),
+and the stdlib is byte-compiled and an empty venv made in the chroot, through binfmt_misc and
+qemu-user-static. The tree is cached as a tarball, so later runs unpack it in seconds. aarch64
+wheels are downloaded on the host (``pip download --platform``) and installed in a venv in the
+chroot from a local folder: nothing inside the chroot needs the network.
 
 Standard library only. Needs root (chroot, mount, apt-get). Typical use::
 
@@ -43,8 +46,18 @@ from urllib.parse import urlparse
 SUITE = "bookworm"
 ARCH = "arm64"
 QEMU_BINFMT = "qemu-aarch64"
-HOST_PACKAGES = ("qemu-user-static", "binfmt-support", "debootstrap")
-ROOTFS_PACKAGES = ("python3", "python3-venv")
+# debian-archive-keyring: mmdebstrap checks the bookworm Release file with it (signed-by), so
+# that a non-Debian host (an Ubuntu CI runner) needs neither gpg nor Debian keys in apt's own set.
+HOST_PACKAGES = ("qemu-user-static", "binfmt-support", "mmdebstrap", "debian-archive-keyring")
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+ROOTFS_PACKAGES = ("python3", "python3-venv")  # python3-venv pulls python3-pip-whl, python3-setuptools-whl
+# Extracted in every root file system besides the Python packages (``--variant=extract`` takes the
+# ``--include`` packages and their dependencies, never the Essential set):
+# base-files (/etc/os-release, /root, /proc, /sys), base-passwd (/etc/passwd, /etc/group),
+# dash (/bin/sh, which ``run_in_root`` starts), libc-bin (ldconfig, run once: /etc/ld.so.cache),
+# libstdc++6 (every C++ wheel needs it: onnxruntime, LiteRT, tflite-runtime; nothing in the
+# python3 dependency tree pulls it, debootstrap's minbase had it through apt).
+BASE_PACKAGES = ("base-files", "base-passwd", "dash", "libc-bin", "libstdc++6")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 VENV = "/opt/venv"
 WHEELS_IN_ROOT = "/wheels"
@@ -52,7 +65,8 @@ WHEELS_IN_ROOT = "/wheels"
 GLIBC_MAX_MINOR = 36
 TRIES = 3
 PAUSE = 10.0
-_FORMAT = 2  # bump when the root file system recipe changes: old cache tarballs are then ignored
+_FORMAT = 3  # bump when the root file system recipe changes: old cache tarballs are then ignored
+# (3: mmdebstrap --variant=extract; 2 and older: debootstrap --variant=minbase)
 
 _CHROOT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -62,7 +76,7 @@ _BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 class Target:
     """What differs between the emulated architectures."""
 
-    arch: str  # Debian architecture (debootstrap --arch)
+    arch: str  # Debian architecture (mmdebstrap --arch)
     label: str  # for messages
     machines: tuple  # platform.machine() values expected in the chroot
     qemu: str  # binfmt_misc entry, and qemu-user binary (<qemu>-static)
@@ -73,6 +87,8 @@ class Target:
     cpuinfo: bool  # bind a Pi's /proc/cpuinfo over qemu's pass-through of the host's
     root_name: str  # default unpack directory under the cache
     extra_platforms: tuple = ()  # more `pip download --platform` tags, after the manylinux ones
+    # (link, target) symlinks that a skipped maintainer script would have made (update-alternatives)
+    links: tuple = ()
 
 
 TARGETS: dict[str, Target] = {
@@ -88,9 +104,16 @@ TARGETS: dict[str, Target] = {
     # without XNNPACK (and so without the cpuinfo library that crashes on arm64); its built-in
     # kernels gave bit-identical outputs with QEMU_CPU max, cortex-a15 and cortex-a7, with and
     # without a Pi 4's 32-bit cpuinfo bound (``run_in_root(..., cpuinfo=True)``).
+    # python3-numpy pulls libblas3 and liblapack3 (as apt chooses them for a Pi too), whose
+    # postinst makes libblas.so.3 and liblapack.so.3 with update-alternatives: without those
+    # links `import numpy` fails ("libblas.so.3: cannot open shared object file").
     "armhf": Target(
         "armhf", "armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", (*ROOTFS_PACKAGES, "python3-numpy"),
         ("--system-site-packages",), "cortex-a7", False, "root-armhf", ("linux_armv7l",),
+        links=(
+            ("/usr/lib/arm-linux-gnueabihf/libblas.so.3", "blas/libblas.so.3"),
+            ("/usr/lib/arm-linux-gnueabihf/liblapack.so.3", "lapack/liblapack.so.3"),
+        ),
     ),
 }
 
@@ -117,8 +140,9 @@ def default_cache_dir() -> Path:
 # --------------------------------------------------------------------------------------------
 
 def _host_tools_missing(arch: str = ARCH) -> list[str]:
-    wanted = {"qemu-user-static": f"{target(arch).qemu}-static", "binfmt-support": "update-binfmts", "debootstrap": "debootstrap"}
-    return [pkg for pkg, exe in wanted.items() if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()]
+    wanted = {"qemu-user-static": f"{target(arch).qemu}-static", "binfmt-support": "update-binfmts", "mmdebstrap": "mmdebstrap"}
+    missing = [pkg for pkg, exe in wanted.items() if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()]
+    return missing + ([] if Path(DEBIAN_KEYRING).exists() else ["debian-archive-keyring"])
 
 
 def _binfmt_mounted() -> bool:
@@ -204,8 +228,8 @@ def _retry(what: str, action, tries: int = TRIES, pause: float = PAUSE, arch: st
 
 
 def ensure_host_tools(arch: str = ARCH) -> None:
-    """qemu-user-static, binfmt-support and debootstrap installed; qemu-aarch64 (qemu-arm for armhf)
-    registered. Idempotent."""
+    """qemu-user-static, binfmt-support, mmdebstrap and debian-archive-keyring installed;
+    qemu-aarch64 (qemu-arm for armhf) registered. Idempotent."""
     spec = target(arch)
     missing = _host_tools_missing(arch)
     if missing:
@@ -354,11 +378,10 @@ def debian_mirror(suite: str = SUITE) -> str:
 
 def _rootfs_key(packages: Optional[Sequence[str]] = None, arch: str = ARCH) -> str:
     spec = target(arch)
-    parts = [_FORMAT, SUITE, spec.arch, "minbase", sorted(spec.packages if packages is None else packages)]
-    if spec.venv_args:  # only when not empty, so that the arm64 key (and its cached tarball) stays as it was
-        parts.append(list(spec.venv_args))
+    parts = [_FORMAT, SUITE, spec.arch, "extract", sorted([*BASE_PACKAGES, *(spec.packages if packages is None else packages)]),
+             list(spec.venv_args), [list(link) for link in spec.links]]
     digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-    return f"debian-{SUITE}-{spec.arch}-minbase-{digest[:10]}"
+    return f"debian-{SUITE}-{spec.arch}-extract-{digest[:10]}"
 
 
 def _rootfs_tarball(cache_dir: Path, arch: str = ARCH) -> Path:
@@ -374,74 +397,94 @@ def _tar_compress_args(tarball: Path) -> list[str]:
     return ["-I", "zstd -T0 -3"] if tarball.name.endswith(".zst") else ["-I", "gzip -1"]
 
 
-def _debootstrap(root: Path, mirror: str, arch: str = ARCH) -> None:
-    """First stage on the host (downloads every .deb), second stage in the chroot under qemu.
+# The merged /usr of every Debian bookworm system (what debootstrap makes by default; mmdebstrap
+# leaves it to a hook): /bin, /sbin and /lib are links into /usr before anything is extracted.
+_MERGED_USR_HOOK = 'for d in bin sbin lib; do mkdir -p "$1/usr/$d" && ln -s "usr/$d" "$1/$d"; done'
 
-    Only the main suite is used (never the security one, whose armhf index was seen failing to
-    download mid-sync several times in a row): debootstrap installs ``--include`` itself, so no
-    ``apt-get update`` runs in the chroot."""
+
+def _mmdebstrap(root: Path, mirror: str, arch: str = ARCH) -> None:
+    """Download the packages and their dependencies and unpack them into ``root``, all on the host.
+
+    ``--variant=extract``: no maintainer script runs, so nothing needs emulating (seconds, against
+    minutes for debootstrap's second stage under qemu). Only the main suite is used (never the
+    security one, whose armhf index was seen failing to download mid-sync several times in a row)."""
     spec = target(arch)
     _remove_tree(root)
     root.mkdir(parents=True)
-    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
-    log(f"debootstrap --foreign {SUITE} {spec.arch} from {mirror}", arch)
+    source = f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {SUITE} main" if Path(DEBIAN_KEYRING).exists() else mirror
+    packages = [*BASE_PACKAGES, *spec.packages]
+    log(f"mmdebstrap --variant=extract {SUITE} {spec.arch} from {mirror}: {' '.join(packages)}", arch)
     started = time.monotonic()
-    first = _run(
-        [debootstrap, f"--arch={spec.arch}", "--variant=minbase", "--foreign", f"--include={','.join(spec.packages)}",
-         SUITE, root, mirror],
+    done = _run(
+        [shutil.which("mmdebstrap") or "/usr/bin/mmdebstrap", "--mode=root", "--variant=extract", f"--arch={spec.arch}",
+         f"--include={','.join(packages)}", f"--setup-hook={_MERGED_USR_HOOK}", SUITE, root, source],
         timeout=1200, check=False,
     )
-    if first.returncode != 0:
-        detail = _tail(first.stdout + first.stderr)
-        logfile = root / "debootstrap" / "debootstrap.log"
-        if logfile.exists():
-            detail += "\n" + _tail(logfile.read_text(errors="replace"))
-        raise RuntimeError(f"debootstrap first stage failed:\n{detail}")
-    log(f"first stage done in {time.monotonic() - started:.0f} s; second stage under qemu", arch)
-    # dpkg's fsync calls are slow through qemu and pointless for a throwaway tree.
-    unsafe_io = root / "etc" / "dpkg" / "dpkg.cfg.d" / "digitkit-unsafe-io"
-    unsafe_io.parent.mkdir(parents=True, exist_ok=True)
-    unsafe_io.write_text("force-unsafe-io\n")
+    if done.returncode != 0:
+        raise RuntimeError(f"mmdebstrap failed (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}")
+    log(f"mmdebstrap done in {time.monotonic() - started:.0f} s", arch)
+
+
+def _configure_extracted(root: Path, arch: str = ARCH) -> None:
+    """What the skipped maintainer scripts did that matters for Python here, redone on the host.
+
+    The rest of what they do is irrelevant to running Python programs (debconf, dash's /bin/sh
+    diversion (the package ships the link), /etc/profile and other base-files defaults, the awk
+    and rmt alternatives, /usr/local/lib/python3.11, the dpkg database). ldconfig and
+    byte-compiling, which need the target's binaries, run under qemu in ``_build_rootfs``."""
+    spec = target(arch)
+    for name in ("passwd", "group"):  # base-passwd's postinst, on a first install
+        if not (root / "etc" / name).exists():
+            shutil.copy2(root / "usr" / "share" / "base-passwd" / f"{name}.master", root / "etc" / name)
+    for link, dest in spec.links:  # update-alternatives --install in postinsts (armhf: BLAS, LAPACK)
+        path = root / link.lstrip("/")
+        resolved = root / dest.lstrip("/") if dest.startswith("/") else path.parent / dest
+        if not resolved.exists():
+            raise RuntimeError(f"{link} -> {dest}: {dest} is not in the root file system")
+        if not path.is_symlink() and not path.exists():
+            path.symlink_to(dest)
+    for name, mode in (("tmp", 0o1777), ("root", 0o700), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
+        (root / name).mkdir(exist_ok=True)
+        os.chmod(root / name, mode)
+
+
+def _build_rootfs(root: Path, mirror: str, arch: str = ARCH) -> None:
+    """Extract and configure on the host, then what must run the target's own binaries, in the
+    chroot under qemu: ldconfig (libc-bin's trigger: /etc/ld.so.cache), byte-compiling the stdlib
+    and Debian's Python packages (what the python3.11 and py3compile postinsts do; else every run
+    would compile what it imports, under qemu), and an empty venv at /opt/venv (ensurepip, about
+    20 s). About 30 s for arm64, 35-50 s for armhf."""
+    spec = target(arch)
+    _retry("mmdebstrap", lambda: _mmdebstrap(root, mirror, arch), pause=15, arch=arch)
+    _configure_extracted(root, arch)
     qemu = shutil.which(f"{spec.qemu}-static")
     if qemu:  # in case binfmt_misc was registered without the F (fix-binary) flag
         shutil.copy2(qemu, root / "usr" / "bin" / f"{spec.qemu}-static")
-    started = time.monotonic()
-    try:
-        second = _run(["chroot", root, "/debootstrap/debootstrap", "--second-stage"], timeout=1800, check=False,
-                      env={"PATH": _CHROOT_PATH, "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"})
-    finally:
-        unmount_all(root)  # the second stage mounts /proc and /sys itself
-    if second.returncode != 0:
-        detail = _tail(second.stdout + second.stderr)
-        logfile = root / "debootstrap" / "debootstrap.log"
-        if logfile.exists():
-            detail += "\n" + _tail(logfile.read_text(errors="replace"))
-        raise RuntimeError(f"debootstrap second stage failed:\n{detail}")
-    log(f"second stage done in {time.monotonic() - started:.0f} s", arch)
-    unsafe_io.unlink(missing_ok=True)
-    for leftover in glob.glob(str(root / "var/cache/apt/archives/*.deb")) + glob.glob(str(root / "var/lib/apt/lists/*_Packages")):
-        os.unlink(leftover)
-    # The empty venv (ensurepip takes half a minute under qemu) is part of the cached tree.
-    started = time.monotonic()
-    done = run_in_root(root, ["/usr/bin/python3", "-m", "venv", *spec.venv_args, VENV], timeout=900, arch=arch)
-    if done.returncode != 0:
-        raise RuntimeError(f"python3 -m venv {VENV} failed in the chroot:\n{_tail(done.stdout + done.stderr)}")
-    log(f"{VENV} created in {time.monotonic() - started:.0f} s", arch)
-    marker = {"key": _rootfs_key(arch=arch), "mirror": mirror}
-    if arch != ARCH:
-        marker["arch"] = spec.arch
+    steps = [
+        ("ldconfig", ["/sbin/ldconfig"]),
+        ("byte-compiling", ["/usr/bin/python3", "-E", "-m", "compileall", "-q", "-j0",
+                            *[d for d in ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages") if (root / d.lstrip("/")).is_dir()]]),
+        (f"python3 -m venv {VENV}", ["/usr/bin/python3", "-m", "venv", *spec.venv_args, VENV]),
+    ]
+    for what, argv in steps:
+        started = time.monotonic()
+        done = run_in_root(root, argv, timeout=900, arch=arch)
+        if done.returncode != 0:
+            raise RuntimeError(f"{what} failed in the chroot (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}")
+        log(f"{what} in the chroot took {time.monotonic() - started:.0f} s", arch)
+    marker = {"key": _rootfs_key(arch=arch), "mirror": mirror, "arch": spec.arch, "tool": "mmdebstrap --variant=extract"}
     (root / "etc" / "digitkit-emulation").write_text(json.dumps(marker) + "\n")
 
 
 def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None, arch: str = ARCH) -> Path:
-    """A fresh Debian bookworm minbase root file system with python3 and python3-venv (arm64), or
-    with python3-numpy too and a ``--system-site-packages`` venv (armhf).
+    """A fresh Debian bookworm root file system with python3 and python3-venv (arm64), or with
+    python3-numpy too and a ``--system-site-packages`` venv (armhf), an empty venv at /opt/venv.
 
-    Built once with debootstrap (minutes, an empty venv at /opt/venv included) and cached as
-    ``cache_dir/<key>.tar.zst`` (``.tar.gz`` without zstd); every later call unpacks that tarball
-    (seconds) into ``root`` (default ``cache_dir/root`` for arm64, ``cache_dir/root-armhf`` for
-    armhf), replacing whatever was there, so each run starts from the same clean state. Nothing
-    mounted under ``root`` is ever deleted through.
+    Built once (``mmdebstrap --variant=extract``, then ldconfig, byte-compiling and the venv under
+    qemu: under a minute) and cached as ``cache_dir/<key>.tar.zst`` (``.tar.gz`` without zstd);
+    every later call unpacks that tarball (seconds) into ``root`` (default ``cache_dir/root`` for
+    arm64, ``cache_dir/root-armhf`` for armhf), replacing whatever was there, so each run starts
+    from the same clean state. Nothing mounted under ``root`` is ever deleted through.
     """
     spec = target(arch)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -449,9 +492,8 @@ def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None,
     root = Path(root) if root else cache_dir / spec.root_name
     tarball = _rootfs_tarball(cache_dir, arch)
     if not tarball.exists():
-        mirror = debian_mirror()
         build = cache_dir / ("build-root" if arch == ARCH else f"build-root-{spec.arch}")
-        _retry("debootstrap", lambda: _debootstrap(build, mirror, arch), pause=15, arch=arch)
+        _build_rootfs(build, debian_mirror(), arch)
         started = time.monotonic()
         partial = tarball.with_name(tarball.name + ".partial")
         if mounts_under(build):

@@ -4,11 +4,13 @@ The functions of ``emulation.aarch64`` with ``arch="armhf"`` bound; everything e
 retries, mounts undone in ``finally`` blocks, never deleting through a mount) is theirs. What
 differs from arm64:
 
-- qemu-arm through binfmt_misc, ``debootstrap --arch=armhf``, its own cached tarball
-  (``debian-bookworm-armhf-minbase-<key>.tar.zst``) and unpack directory (``<cache>/root-armhf``);
-- python3-numpy (Debian's 1.24.2) in the root file system, and /opt/venv made with
-  ``--system-site-packages``: PyPI has no armv7l numpy wheel, and ``pip install numpy`` there
-  builds from source (no compiler in the root; well over 15 minutes with one);
+- qemu-arm through binfmt_misc, ``mmdebstrap --variant=extract --arch=armhf``, its own cached
+  tarball (``debian-bookworm-armhf-extract-<key>.tar.zst``) and unpack directory
+  (``<cache>/root-armhf``);
+- python3-numpy (Debian's 1.24.2, with libblas3 and liblapack3, whose update-alternatives links
+  the build makes) in the root file system, and /opt/venv made with ``--system-site-packages``:
+  PyPI has no armv7l numpy wheel, and ``pip install numpy`` there builds from source (no compiler
+  in the root; well over 15 minutes with one);
 - wheels for ``manylinux2014_armv7l``, ``manylinux_2_17_armv7l`` ... ``manylinux_2_36_armv7l``
   and ``linux_armv7l``; tflite-runtime 2.14.0 (the last release, cp311 manylinux_2_34_armv7l)
   is downloaded with ``deps=False`` as its only dependency, numpy, is Debian's;
@@ -53,7 +55,8 @@ def emulation_unavailable_reason(cache_dir: Optional[Path] = None) -> Optional[s
 
 
 def ensure_host_tools() -> None:
-    """qemu-user-static, binfmt-support and debootstrap installed; qemu-arm registered. Idempotent."""
+    """qemu-user-static, binfmt-support, mmdebstrap and debian-archive-keyring installed; qemu-arm
+    registered. Idempotent."""
     _base.ensure_host_tools(arch=ARCH)
 
 
