@@ -28,3 +28,22 @@ def mnist_png_dir(directory: Path, images: np.ndarray) -> list[Path]:
         Image.fromarray(image).save(path)
         paths.append(path)
     return paths
+
+
+def bundle_verified_on_host(export_dir: Path, tmp_path: Path, bundle_args: list[str]) -> tuple[Path, dict]:
+    """A bundle in ``tmp_path/work/bundle`` and the host's `verify --bundle` rows, keyed (file, backend):
+    what the emulated devices' results are compared with."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from digitkit.toolkit.cli import app
+
+    runner = CliRunner()
+    bundle = tmp_path / "work" / "bundle"
+    made = runner.invoke(app, ["bundle", str(export_dir), "--out", str(bundle), *bundle_args])
+    assert made.exit_code == 0, made.output
+    host = runner.invoke(app, ["verify", "--bundle", str(bundle), "--json", str(tmp_path / "host.json")])
+    assert host.exit_code == 0, host.output
+    rows = {(r["file"], r["backend"]): r for r in json.loads((tmp_path / "host.json").read_text())["results"]}
+    return bundle, rows

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from digitkit.toolkit.cli import app
+from helpers import bundle_verified_on_host
 from emulation import aarch64 as emu
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
@@ -29,13 +28,7 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     if reason:
         pytest.skip(reason)
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    runner = CliRunner()
-    bundle = tmp_path / "work" / "bundle"
-    made = runner.invoke(app, ["bundle", str(export_dir), "--out", str(bundle), "--mode", "int8"])
-    assert made.exit_code == 0, made.output
-    host = runner.invoke(app, ["verify", "--bundle", str(bundle), "--json", str(tmp_path / "host.json")])
-    assert host.exit_code == 0, host.output
-    host_rows = {(r["file"], r["backend"]): r for r in json.loads((tmp_path / "host.json").read_text())["results"]}
+    bundle, host_rows = bundle_verified_on_host(export_dir, tmp_path, ["--mode", "int8"])
 
     started = time.monotonic()
     emu.ensure_host_tools()

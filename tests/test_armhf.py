@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from digitkit.runtime import load
-from digitkit.toolkit.cli import app
 from digitkit.toolkit.data import load_mnist_test
+from helpers import bundle_verified_on_host
 from emulation import armhf as emu
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
@@ -53,13 +52,8 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     if reason:
         pytest.skip(reason)
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    runner = CliRunner()
-    bundle = tmp_path / "work" / "bundle"
-    made = runner.invoke(app, ["bundle", str(export_dir), "--out", str(bundle), *[a for f in ARTIFACTS for a in ("--artifact", f)]])
-    assert made.exit_code == 0, made.output
-    host = runner.invoke(app, ["verify", "--bundle", str(bundle), "--json", str(tmp_path / "host.json")])
-    assert host.exit_code == 0, host.output
-    host_rows = {r["file"]: r for r in json.loads((tmp_path / "host.json").read_text())["results"]}
+    bundle, rows = bundle_verified_on_host(export_dir, tmp_path, [a for f in ARTIFACTS for a in ("--artifact", f)])
+    host_rows = {file: row for (file, _), row in rows.items()}
     assert {r["backend"] for r in host_rows.values()} == {"litert"}
 
     started = time.monotonic()
