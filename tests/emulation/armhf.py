@@ -30,9 +30,9 @@ Standard library only. Typical use::
 """
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 from . import aarch64 as _base
 from .aarch64 import (  # noqa: F401  (re-exported: architecture-independent)
@@ -80,16 +80,5 @@ def prepare_venv(root: Path, wheels: list[Path], packages: list[str]) -> str:
     return _base.prepare_venv(root, wheels, packages, arch=ARCH)
 
 
-def run_in_root(
-    root: Path,
-    argv: list[str],
-    timeout: int,
-    env: Optional[Mapping[str, str]] = None,
-    binds: Optional[Mapping[str | Path, str]] = None,
-    cpu: Optional[str] = None,
-    cwd: str = "/",
-    sysfs: bool = True,
-    cpuinfo: Optional[bool] = None,
-) -> subprocess.CompletedProcess:
-    """``aarch64.run_in_root`` under qemu-arm (QEMU_CPU ``cpu``, default ``TARGET.cpu``)."""
-    return _base.run_in_root(root, argv, timeout, env=env, binds=binds, cpu=cpu, cwd=cwd, sysfs=sysfs, arch=ARCH, cpuinfo=cpuinfo)
+# ``aarch64.run_in_root`` under qemu-arm (QEMU_CPU default ``TARGET.cpu``): same arguments.
+run_in_root = functools.partial(_base.run_in_root, arch=ARCH)
