@@ -73,13 +73,6 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
     return [t for t in TARGETS if t.format in chosen_formats and t.mode in chosen_modes]
 
 
-def target_for(fmt: str, mode: str) -> Optional[ExportTarget]:
-    for target in TARGETS:
-        if target.format == fmt and target.mode == mode:
-            return target
-    return None
-
-
 def markdown_table() -> str:
     rows = ["| format | mode | flag | file | quantization | I/O |", "| --- | --- | --- | --- | --- | --- |"]
     for t in TARGETS:

@@ -47,9 +47,6 @@ class ShapeFailure(GateFailure):
     pass
 
 
-CHECK_ORDER = ("load", "shape", "accuracy", "drop", "agreement")
-
-
 @dataclass
 class ParityResult:
     file: str

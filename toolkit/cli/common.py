@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from pathlib import Path
 
 import typer
@@ -50,7 +49,3 @@ def friendly_errors(command):
 
 def echo(message: str = "") -> None:
     typer.echo(message)
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
