@@ -40,11 +40,17 @@ class ExportResult:
     artifacts: list = field(default_factory=list)
 
 
-def load_keras_model(path: Path):
-    """The trained model, checked to be the 784 → 10 digit classifier."""
+def require_model_file(path: Path) -> Path:
+    """Cheap, before MNIST or TensorFlow load: the trained model file exists."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"No trained model at {path}", "Run `digitkit train` first, or pass --model PATH/model.keras")
+    return path
+
+
+def load_keras_model(path: Path):
+    """The trained model, checked to be the 784 → 10 digit classifier."""
+    path = require_model_file(path)
     tf = import_tensorflow()
     import keras
 

@@ -26,15 +26,8 @@ from digitkit.runtime.images import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def mnist_test_set():
-    from digitkit.toolkit.data import load_mnist_test
-
-    return load_mnist_test()
-
-
-@pytest.fixture(scope="module")
-def digits(mnist_test_set):
-    return mnist_test_set[0]
+def digits(mnist_test):
+    return mnist_test[0]
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -146,10 +139,10 @@ def test_re_centring_an_mnist_digit_on_a_larger_canvas_recovers_it(digits):
 
 
 @pytest.mark.slow
-def test_photographed_digits_keep_accuracy(export_dir, mnist_test_set, tmp_path):
+def test_photographed_digits_keep_accuracy(export_dir, mnist_test, tmp_path):
     from digitkit.runtime import load
 
-    x, y = mnist_test_set[0][:1000], mnist_test_set[1][:1000]
+    x, y = mnist_test[0][:1000], mnist_test[1][:1000]
     rng = np.random.default_rng(0)
     paths = [save_photo(photograph(image, rng), tmp_path / f"{i:04d}", rng) for i, image in enumerate(x)]
     loaded = load_images(paths)
@@ -283,24 +276,19 @@ def test_16_bit_grayscale(digits, tmp_path):
     assert mean_abs(load_image(tmp_path / "deep2.png"), load_image(tmp_path / "shallow2.png")) < 1.0
 
 
-def test_cmyk_jpeg(digits, tmp_path):
-    photo = photograph(digits[2], np.random.default_rng(3)).convert("RGB")
-    photo.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+@pytest.mark.parametrize(
+    "mode, name, options, index",
+    [("CMYK", "cmyk.jpg", {"quality": 95}, 2), ("P", "palette.png", {}, 4)],
+    ids=["cmyk-jpeg", "palette-png"],
+)
+def test_other_colour_modes_match_rgb(digits, tmp_path, mode, name, options, index):
+    photo = photograph(digits[index], np.random.default_rng(index)).convert("RGB")
+    converted = photo.convert(mode, palette=Image.Palette.ADAPTIVE, colors=64) if mode == "P" else photo.convert(mode)
+    converted.save(tmp_path / name, **options)
     photo.save(tmp_path / "rgb.png")
-    with Image.open(tmp_path / "cmyk.jpg") as img:
-        assert img.mode == "CMYK"
-    result = load_image(tmp_path / "cmyk.jpg")
-    assert result.shape == (28, 28) and result.dtype == np.uint8
-    assert mean_abs(result, load_image(tmp_path / "rgb.png")) < 3.0
-
-
-def test_palette_png(digits, tmp_path):
-    photo = photograph(digits[4], np.random.default_rng(4)).convert("RGB")
-    photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(tmp_path / "palette.png")
-    photo.save(tmp_path / "rgb.png")
-    with Image.open(tmp_path / "palette.png") as img:
-        assert img.mode == "P"
-    result = load_image(tmp_path / "palette.png")
+    with Image.open(tmp_path / name) as img:
+        assert img.mode == mode
+    result = load_image(tmp_path / name)
     assert result.shape == (28, 28) and result.dtype == np.uint8
     assert mean_abs(result, load_image(tmp_path / "rgb.png")) < 3.0
 

@@ -32,7 +32,7 @@ def export(
     """Convert model.keras to TFLite and ONNX; --int8 adds the quantized models."""
     from digitkit.export.calibration import CalibrationSet
     from digitkit.export.formats import select_targets
-    from digitkit.export.pipeline import run_export
+    from digitkit.export.pipeline import require_model_file, run_export
     from digitkit.runtime.errors import InputError
     from digitkit.toolkit.data import data_checksums, load_mnist
     from digitkit.toolkit.table import human_size, text_table
@@ -42,10 +42,7 @@ def export(
     targets = select_targets([f.lower() for f in formats] if formats else None, modes)
     if not 13 <= opset <= 18:
         raise InputError(f"--opset {opset} is outside 13 to 18", "tf2onnx 1.17 writes opsets 13 to 18; use 17")
-    if not model.is_file():
-        from digitkit.runtime.errors import ArtifactError
-
-        raise ArtifactError(f"No trained model at {model}", "Run `digitkit train` first, or pass --model PATH/model.keras")
+    require_model_file(model)
     (x_train, _), (x_test, y_test) = load_mnist(data_dir)
     calibration = CalibrationSet.from_training_set(x_train, size=calibration_size, seed=calibration_seed)
     result = run_export(model, out, targets, calibration, x_test, y_test, data_checksums(), training=read_record(model), onnx_opset=opset)
