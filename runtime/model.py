@@ -9,7 +9,7 @@ import numpy as np
 from .backends import open_session
 from .errors import ArtifactError
 from .manifest import Manifest, check_file_hash, find_manifest_for
-from .preprocess import as_batch, input_converter, output_converter
+from .preprocess import as_batch, input_writer, output_reader
 from .validate import CHECKS, detect_format
 
 
@@ -24,8 +24,8 @@ class DigitModel:
         self.entry = manifest.entry_for(path.name) if manifest else None
         self.input_info = session.inputs[0]
         self.output_info = session.outputs[0]
-        self._prepare = input_converter(self.input_info)
-        self._finish = output_converter(self.output_info)
+        self._write = input_writer(self.input_info)
+        self._read = output_reader(self.output_info)
 
     @property
     def backend(self) -> str:
@@ -37,14 +37,22 @@ class DigitModel:
             return self.entry["mode"]
         return "int8" if self.input_info.quantized else "unknown"
 
+    def _run(self, x) -> np.ndarray:
+        """The raw output buffer for ``x``: pixels converted straight into this thread's input buffer."""
+        batch = as_batch(x)
+        slot = self.session.slot(batch.shape[0])
+        self._write(batch, slot)
+        slot.invoke()
+        return slot.output
+
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities, (N, 10) float32, for uint8 pixels or floats in [0, 1]."""
-        return self._finish(self.session.run(self._prepare(as_batch(x))))
+        return self._read(self._run(x))
 
     def predict(self, x) -> np.ndarray:
         """The digit for each image, (N,) int64. Dequantizing keeps the order of a quantized output
         (its scale is positive), so the argmax is taken on the raw output."""
-        return self.session.run(self._prepare(as_batch(x))).argmax(axis=1)
+        return self._run(x).argmax(axis=1)
 
     def __repr__(self) -> str:
         return f"DigitModel({self.path.name!r}, format={self.format!r}, mode={self.mode!r}, backend={self.backend!r})"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends.base import TensorInfo
+from .backends.base import Slot, TensorInfo
 from .errors import InputError
 
 PIXELS = 784
@@ -89,42 +89,58 @@ def quantize_input(batch: np.ndarray, info: TensorInfo) -> np.ndarray:
 
 
 _TOP_BIT = np.uint8(0x80)
+_255 = np.float32(255.0)
+_128 = np.float32(128.0)
 
 
-def input_converter(info: TensorInfo):
-    """A function from a checked batch to the model's input type, chosen once per loaded model."""
-    def scaled(batch: np.ndarray, factor: np.float32) -> np.ndarray:
-        return np.multiply(batch, factor, dtype=np.float32)  # one pass, no uint8 -> float32 temporary
+def input_writer(info: TensorInfo):
+    """A function writing a checked batch into a slot's input buffer, chosen once per model.
 
+    Each writes straight into the slot (the backend's own input tensor where it allows that), so the
+    common cases are one numpy operation with no temporary."""
     if not info.quantized:
-        def to_float(batch: np.ndarray) -> np.ndarray:
-            return scaled(batch, _INV255) if batch.dtype == _UINT8 else batch
-
-        return to_float
-    if info.dtype == "int8" and info.zero_point == -128 and abs(info.scale * 255.0 - 1.0) < 1e-6:
-        def to_int8(batch: np.ndarray) -> np.ndarray:  # the full-integer TFLite contract
+        def write_float(batch: np.ndarray, slot: Slot) -> None:
             if batch.dtype == _UINT8:
-                return np.bitwise_xor(batch, _TOP_BIT).view(np.int8)  # v - 128 as int8, in one op
-            q = scaled(batch, np.float32(255.0))  # in [0, 255]: as_batch checked the range
+                np.multiply(batch, _INV255, out=slot.input, dtype=_FLOAT32)  # NumPy 1 would pick float16 for uint8 * scalar
+            else:
+                np.copyto(slot.input, batch)
+
+        return write_float
+    if info.dtype == "int8" and info.zero_point == -128 and abs(info.scale * 255.0 - 1.0) < 1e-6:
+        def write_int8(batch: np.ndarray, slot: Slot) -> None:  # the full-integer TFLite contract
+            if batch.dtype == _UINT8:
+                np.bitwise_xor(batch, _TOP_BIT, out=slot.input_bytes)  # v - 128 as int8, in one op
+                return
+            q = np.multiply(batch, _255, dtype=_FLOAT32)  # in [0, 255]: as_batch checked the range
             np.rint(q, out=q)
-            q -= np.float32(128.0)
-            return q.astype(np.int8)
+            np.subtract(q, _128, out=slot.input, casting="unsafe")  # whole numbers in [-128, 127]: exact
 
-        return to_int8
+        return write_int8
     if info.dtype == "uint8" and info.zero_point == 0 and abs(info.scale * 255.0 - 1.0) < 1e-6:
-        return lambda batch: batch if batch.dtype == _UINT8 else quantize_input(batch, info)  # pixels as they are
-    return lambda batch: quantize_input(batch, info)
+        def write_pixels(batch: np.ndarray, slot: Slot) -> None:  # pixels as they are
+            np.copyto(slot.input, batch if batch.dtype == _UINT8 else quantize_input(batch, info))
+
+        return write_pixels
+
+    def write_quantized(batch: np.ndarray, slot: Slot) -> None:
+        np.copyto(slot.input, quantize_input(batch, info))
+
+    return write_quantized
 
 
-def output_converter(info: TensorInfo):
-    """A function from the raw output to float32 probabilities, chosen once per loaded model."""
+def output_reader(info: TensorInfo):
+    """A function from the output buffer to float32 probabilities the caller owns, chosen once per model."""
     if not info.quantized:
-        return lambda raw: raw if raw.dtype == _FLOAT32 else raw.astype(np.float32)
-    table = dequantization_table(info)
-    return lambda raw: table.take(raw.view(np.uint8))
+        if info.dtype == "float32":
+            return np.ndarray.copy
+        return lambda raw: raw.astype(np.float32)
+    return dequantization_table(info).take  # int8 codes index from the end: -1 is entry 255
 
 
 def dequantization_table(info: TensorInfo) -> np.ndarray:
-    """float32 value of each of the 256 byte patterns of an int8/uint8 output: one lookup per call."""
+    """float32 value of each of the 256 byte patterns of an int8/uint8 output: one lookup per call.
+
+    Entry i holds the code whose byte is i, so the table is indexed by the raw int8 value
+    (negative indices count from the end) or by the raw uint8 value alike."""
     codes = np.arange(256, dtype=np.uint8).view(np.dtype(info.dtype)).astype(np.float32)
     return (codes - np.float32(info.zero_point)) * np.float32(info.scale)

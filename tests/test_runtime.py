@@ -152,3 +152,59 @@ def test_tensorflow_interpreter_is_a_fallback_only(export_dir, mnist_test):
     fallback = load(path, backend="tensorflow")
     assert fallback.backend == "tensorflow"
     assert (fallback.predict(x_test[:500]) == load(path).predict(x_test[:500])).all()
+
+
+@pytest.mark.parametrize("name", ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"])
+def test_zero_copy_slots_answer_exactly_as_set_tensor_get_tensor(export_dir, mnist_test, name):
+    """LiteRT runs in place in the interpreter's own tensors; the copying path must agree bit for bit."""
+    x_test, _ = mnist_test
+    fast = load(export_dir / name)
+    careful = load(export_dir / name)
+    careful.session.zero_copy = False
+    for batch in (x_test[0], x_test[:5], x_test[:1000], x_test[7]):
+        np.testing.assert_array_equal(fast.predict_proba(batch), careful.predict_proba(batch))
+    assert fast.session.slot(1).zero_copy and not careful.session.slot(1).zero_copy
+
+
+def test_onnx_slot_is_written_in_place_and_equals_a_plain_session_run(export_dir, mnist_test):
+    import onnxruntime as ort
+
+    x_test, _ = mnist_test
+    path = export_dir / "digit_mlp_int8.onnx"
+    model = load(path)
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    floats = x_test[:300].reshape(300, 784).astype(np.float32) / np.float32(255)
+    expected = plain.run(None, {plain.get_inputs()[0].name: floats})[0]
+    np.testing.assert_allclose(model.predict_proba(x_test[:300]), expected, atol=1e-6)
+    slot = model.session.slot(300)
+    np.testing.assert_allclose(slot.output, expected, atol=1e-6)  # ORT wrote into the bound buffer
+    first = model.predict_proba(x_test[0])
+    second = model.predict_proba(x_test[1])
+    np.testing.assert_allclose(first, expected[:1], atol=1e-6)  # an answer is the caller's, not a view of the buffer
+    np.testing.assert_allclose(second, expected[1:2], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["digit_mlp_int8.tflite", "digit_mlp_int8.onnx"])
+def test_threads_switching_batch_sizes_get_their_own_answers(export_dir, mnist_test, name):
+    """Every thread keeps its own buffers, so batch sizes changing under other threads change nothing."""
+    x_test, _ = mnist_test
+    model = load(export_dir / name)
+    expected = model.predict_proba(x_test[:600])
+    errors = []
+
+    def work(worker: int) -> None:
+        try:
+            for round_ in range(30):
+                size = (1, 3, 50, 1, 200)[(worker + round_) % 5]
+                start = (worker * 37 + round_ * 11) % (600 - size)
+                got = model.predict_proba(x_test[start:start + size])
+                np.testing.assert_allclose(got, expected[start:start + size], atol=1e-6)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

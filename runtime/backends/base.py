@@ -1,6 +1,13 @@
-"""What every backend provides: a session that runs a batch of already-typed inputs."""
+"""What every backend provides: a session that runs a batch of already-typed inputs.
+
+A session hands each thread a :class:`Slot` for the batch size it is running: an input buffer the
+caller converts pixels straight into, an output buffer the backend writes into, and ``invoke``.
+On the hot path (one image at a time on a device) that keeps the work per call to the backend's own
+invoke plus one conversion in and one out: no temporaries, no extra copies.
+"""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -28,15 +35,55 @@ class TensorInfo:
         return data
 
 
+class Slot:
+    """One thread's buffers for one batch size.
+
+    ``input`` is (batch, 784) in the model's input dtype and ``output`` (batch, 10) in its output
+    dtype. Write ``input``, call ``invoke()``, read ``output``; both stay valid until the thread asks
+    its session for another batch size. ``zero_copy`` says whether they are the backend's own memory.
+    ``input_bytes`` is ``input`` seen as uint8 when it holds one byte per value (int8 or uint8), so
+    a converter can write bytes without making that view on every call.
+    """
+
+    __slots__ = ("batch", "input", "input_bytes", "output", "invoke", "zero_copy")
+
+    def __init__(self, batch: int, input: np.ndarray, output: np.ndarray, invoke: Callable[[], object], zero_copy: bool) -> None:
+        self.batch = batch
+        self.input = input
+        self.input_bytes = input.view(np.uint8) if input.dtype.itemsize == 1 else None
+        self.output = output
+        self.invoke = invoke
+        self.zero_copy = zero_copy
+
+
 class Session:
-    """A loaded artifact on one backend. ``run`` takes (N, 784) in ``inputs[0].dtype``."""
+    """A loaded artifact on one backend: per-thread :class:`Slot` s, or ``run`` for one-off calls."""
 
     backend_name: str = ""
     inputs: Sequence[TensorInfo] = ()
     outputs: Sequence[TensorInfo] = ()
 
-    def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def slot(self, batch: int) -> Slot:
+        """This thread's slot for ``batch`` images, reused while the batch size stays the same."""
+        slot = getattr(self._local, "slot", None)
+        if slot is not None and slot.batch == batch:
+            return slot
+        slot = self._local.slot = None  # drop the old buffers first: a TFLite interpreter cannot resize under them
+        slot = self._local.slot = self._open_slot(batch)
+        return slot
+
+    def _open_slot(self, batch: int) -> Slot:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Raw outputs for (N, 784) inputs already in ``inputs[0].dtype``; a copy the caller owns."""
+        slot = self.slot(x.shape[0])
+        np.copyto(slot.input, x, casting="no")
+        slot.invoke()
+        return slot.output.copy()
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,22 @@
 """TFLite interpreters: LiteRT (ai_edge_litert), tflite-runtime, or TensorFlow's own.
 
-They share one API. An interpreter is not thread-safe, so each thread gets its own, built
-lazily from the same model bytes: one loaded model can serve many threads at once.
+They share one API. An interpreter is not thread-safe, so each thread gets its own, built lazily
+from the same model bytes: one loaded model can serve many threads at once.
+
+Each thread's slot is zero-copy when the interpreter allows it: the slot's buffers are numpy views
+of the interpreter's own input and output tensors, and ``invoke`` is the native Invoke. The public
+``Interpreter.invoke()`` refuses to run while such views exist (its guard against buffers that move
+on reallocation), so the slot calls the native method directly, and only after checking that the
+buffers stay put across an invoke at this batch size. Interpreters without that native method, or
+models whose buffers move, get a copying slot through set_tensor / invoke / get_tensor.
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional
 
 import numpy as np
 
-from .base import Session, TensorInfo
+from .base import Session, Slot, TensorInfo
 
 
 def _tensor_info(detail: dict) -> TensorInfo:
@@ -28,56 +34,72 @@ def _tensor_info(detail: dict) -> TensorInfo:
     )
 
 
-class _ThreadInterpreter:
-    """One interpreter and the batch size its tensors are allocated for."""
-
-    __slots__ = ("interpreter", "batch", "input_index", "output_index")
-
-    def __init__(self, interpreter, input_index: int, output_index: int) -> None:
-        self.interpreter = interpreter
-        self.batch = -1
-        self.input_index = input_index
-        self.output_index = output_index
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 class TFLiteSession(Session):
+    zero_copy = True  # tests switch it off to prove the copying slot gives the same answers
+
     def __init__(self, interpreter_class, model: bytes, threads: Optional[int], backend_name: str) -> None:
+        super().__init__()
         self.backend_name = backend_name
         self._interpreter_class = interpreter_class
         self._model = model
         self._threads = threads
-        self._local = threading.local()
-        first = self._new_interpreter()
-        details_in = first.interpreter.get_input_details()
-        details_out = first.interpreter.get_output_details()
+        interpreter = self._interpreter()
+        details_in = interpreter.get_input_details()
+        details_out = interpreter.get_output_details()
         self.inputs = [_tensor_info(d) for d in details_in]
         self.outputs = [_tensor_info(d) for d in details_out]
-        self._local.state = first
+        self._input_index = details_in[0]["index"]
+        self._output_index = details_out[0]["index"]
 
-    def _new_interpreter(self) -> _ThreadInterpreter:
-        kwargs = {"model_content": self._model}
-        if self._threads:
-            kwargs["num_threads"] = int(self._threads)
-        interpreter = self._interpreter_class(**kwargs)
-        interpreter.allocate_tensors()
-        return _ThreadInterpreter(
-            interpreter,
-            interpreter.get_input_details()[0]["index"],
-            interpreter.get_output_details()[0]["index"],
-        )
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        state = getattr(self._local, "state", None)
-        if state is None:
-            state = self._local.state = self._new_interpreter()
-        interpreter = state.interpreter
-        if x.shape[0] != state.batch:
-            interpreter.resize_tensor_input(state.input_index, list(x.shape), strict=False)
+    def _interpreter(self):
+        """This thread's interpreter."""
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            kwargs = {"model_content": self._model}
+            if self._threads:
+                kwargs["num_threads"] = int(self._threads)
+            interpreter = self._local.interpreter = self._interpreter_class(**kwargs)
             interpreter.allocate_tensors()
-            state.batch = x.shape[0]
-        interpreter.set_tensor(state.input_index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(state.output_index)
+        return interpreter
+
+    def _open_slot(self, batch: int) -> Slot:
+        interpreter = self._interpreter()
+        if tuple(interpreter.get_input_details()[0]["shape"]) != (batch, 784):
+            interpreter.resize_tensor_input(self._input_index, [batch, 784], strict=False)
+            interpreter.allocate_tensors()
+        native = getattr(getattr(interpreter, "_interpreter", None), "Invoke", None)
+        if self.zero_copy and native is not None:
+            slot = self._zero_copy_slot(interpreter, native, batch)
+            if slot is not None:
+                return slot
+        return self._copying_slot(interpreter, batch)
+
+    def _zero_copy_slot(self, interpreter, native_invoke, batch: int) -> Optional[Slot]:
+        view_in = interpreter.tensor(self._input_index)
+        view_out = interpreter.tensor(self._output_index)
+        x, y = view_in(), view_out()
+        x[...] = 0
+        native_invoke()
+        if _address(view_in()) != _address(x) or _address(view_out()) != _address(y):
+            return None  # buffers moved during invoke: views would dangle
+        return Slot(batch, x, y, native_invoke, zero_copy=True)
+
+    def _copying_slot(self, interpreter, batch: int) -> Slot:
+        x = np.zeros((batch, 784), self.inputs[0].dtype)
+        y = np.zeros((batch, 10), self.outputs[0].dtype)
+        set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+        index_in, index_out = self._input_index, self._output_index
+
+        def copy_invoke() -> None:
+            set_tensor(index_in, x)
+            invoke()
+            np.copyto(y, get_tensor(index_out))
+
+        return Slot(batch, x, y, copy_invoke, zero_copy=False)
 
 
 def open_litert(model: bytes, threads: Optional[int]) -> Session:
