@@ -24,7 +24,7 @@ class DigitModel:
         self.entry = manifest.entry_for(path.name) if manifest else None
         self.input_info = session.inputs[0]
         self.output_info = session.outputs[0]
-        self._write = input_writer(self.input_info)
+        self._run_batch = session.runner(input_writer(self.input_info))
         self._read = output_reader(self.output_info)
 
     @property
@@ -37,22 +37,14 @@ class DigitModel:
             return self.entry["mode"]
         return "int8" if self.input_info.quantized else "unknown"
 
-    def _run(self, x) -> np.ndarray:
-        """The raw output buffer for ``x``: pixels converted straight into this thread's input buffer."""
-        batch = as_batch(x)
-        slot = self.session.slot(batch.shape[0])
-        self._write(batch, slot)
-        slot.invoke()
-        return slot.output
-
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities, (N, 10) float32, for uint8 pixels or floats in [0, 1]."""
-        return self._read(self._run(x))
+        return self._read(self._run_batch(as_batch(x)))
 
     def predict(self, x) -> np.ndarray:
         """The digit for each image, (N,) int64. Dequantizing keeps the order of a quantized output
         (its scale is positive), so the argmax is taken on the raw output."""
-        return self._run(x).argmax(axis=1)
+        return self._run_batch(as_batch(x)).argmax(axis=1)
 
     def __repr__(self) -> str:
         return f"DigitModel({self.path.name!r}, format={self.format!r}, mode={self.mode!r}, backend={self.backend!r})"

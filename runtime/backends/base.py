@@ -75,6 +75,22 @@ class Session:
         slot = self._local.slot = self._open_slot(batch)
         return slot
 
+    def runner(self, write: Callable[[np.ndarray, Slot], None]) -> Callable[[np.ndarray], np.ndarray]:
+        """A function from a checked (N, 784) batch to this thread's output buffer: ``write`` the
+        batch into the slot, invoke, return the slot's output. One closure over local names, so a
+        call on the hot path makes no method lookups of its own."""
+        local, slot_for = self._local, self.slot
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            slot = getattr(local, "slot", None)
+            if slot is None or slot.batch != batch.shape[0]:
+                slot = slot_for(batch.shape[0])
+            write(batch, slot)
+            slot.invoke()
+            return slot.output
+
+        return run
+
     def _open_slot(self, batch: int) -> Slot:  # pragma: no cover - interface
         raise NotImplementedError
 
