@@ -50,7 +50,7 @@ def test_int8_tflite_is_small_and_fully_integer(export_dir):
     model = load(int8)
     assert model.input_info.dtype == "int8" and model.output_info.dtype == "int8"
     assert model.input_info.scale == pytest.approx(1 / 255) and model.input_info.zero_point == -128
-    details = model.session._local.state.interpreter.get_tensor_details()
+    details = model.session.tensor_details()
     kernels = [d for d in details if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))]
     assert len(kernels) == 3, "the three dense kernels must be int8"
     assert not any(d["dtype"] == np.float32 for d in details), "a full-integer model has no float tensors"
@@ -59,7 +59,7 @@ def test_int8_tflite_is_small_and_fully_integer(export_dir):
 def test_dynamic_tflite_has_int8_weights_and_float_io(export_dir):
     model = load(artifact(export_dir, "tflite", "dynamic"))
     assert model.input_info.dtype == "float32"
-    details = model.session._local.state.interpreter.get_tensor_details()
+    details = model.session.tensor_details()
     assert sum(1 for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2) >= 3
 
 
@@ -149,3 +149,25 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
     assert rerun.returncode == 0, rerun.stderr
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "stale staging directories are cleaned up"
     assert {e["mode"] for e in read_manifest(out).artifacts} == {"fp32", "int8"}
+
+
+def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tmp_path):
+    import json
+    import shutil
+
+    result = runner.invoke(app, ["info", str(artifact(export_dir, "tflite", "int8")), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["mode"] == "int8" and data["manifest"].startswith("matches") and data["backend"] == "litert"
+    assert data["inputs"][0]["dtype"] == "int8" and data["inputs"][0]["quantization"]["zero_point"] == -128
+    assert data["tensor_types"]["int8"] >= 3 and "float32" not in data["tensor_types"]
+    onnx_info = json.loads(runner.invoke(app, ["info", str(artifact(export_dir, "onnx", "int8")), "--json"]).output)
+    assert onnx_info["op_types"]["QuantizeLinear"] >= 4
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy)
+    changed = artifact(copy, "tflite", "int8")
+    raw = bytearray(changed.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    changed.write_bytes(bytes(raw))
+    result = runner.invoke(app, ["info", str(changed)])
+    assert result.exit_code == 0 and "MISMATCH" in result.output

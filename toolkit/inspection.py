@@ -13,12 +13,12 @@ from digitkit.runtime.model import read_artifact
 
 def tflite_tensor_types(session) -> Optional[Counter]:
     """dtype counts over every tensor of a TFLite interpreter (weights included)."""
-    state = getattr(getattr(session, "_local", None), "state", None)
-    if state is None:
+    details = getattr(session, "tensor_details", None)
+    if details is None:
         return None
     from numpy import dtype
 
-    return Counter(dtype(d["dtype"]).name for d in state.interpreter.get_tensor_details())
+    return Counter(dtype(d["dtype"]).name for d in details())
 
 
 def onnx_op_types(data: bytes) -> Optional[Counter]:

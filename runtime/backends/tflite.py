@@ -66,6 +66,10 @@ class TFLiteSession(Session):
             interpreter.allocate_tensors()
         return interpreter
 
+    def tensor_details(self) -> list:
+        """Every tensor of the model, weights included, as the interpreter reports them."""
+        return self._interpreter().get_tensor_details()
+
     def _open_slot(self, batch: int) -> Slot:
         interpreter = self._interpreter()
         if tuple(interpreter.get_input_details()[0]["shape"]) != (batch, 784):
