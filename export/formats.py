@@ -23,6 +23,7 @@ MODES = {
     "fp16": Mode("fp16", "--float16", "float16 weights, float32 compute and I/O"),
     "dynamic": Mode("dynamic", "--dynamic", "int8 weights, activations quantized at run time, float I/O"),
     "int8": Mode("int8", "--int8", "full integer: int8 weights and activations, calibrated"),
+    "int8-pixels": Mode("int8-pixels", "--int8", "the same full-integer model with uint8 pixels in and float32 out, (de)quantizing inside"),
 }
 
 
@@ -45,6 +46,7 @@ TARGETS = (
     ExportTarget("tflite", "fp16", "digit_mlp_fp16.tflite", "digitkit.export.tflite:export_fp16", "float16 weights", "float32 in, float32 out"),
     ExportTarget("tflite", "dynamic", "digit_mlp_dynamic.tflite", "digitkit.export.tflite:export_dynamic", "int8 weights (per-tensor), dynamic-range activations", "float32 in, float32 out"),
     ExportTarget("tflite", "int8", "digit_mlp_int8.tflite", "digitkit.export.tflite:export_int8", "int8 weights (per-channel) and activations, calibrated", "int8 in, int8 out"),
+    ExportTarget("tflite", "int8-pixels", "digit_mlp_int8_pixels.tflite", "digitkit.export.tflite:export_int8_pixels", "as int8, plus QUANTIZE (uint8 to int8) and DEQUANTIZE ops at its ends", "uint8 pixels in, float32 out"),
     ExportTarget("onnx", "fp32", "digit_mlp_fp32.onnx", "digitkit.export.onnx:export_fp32", "none", "float32 in, float32 out"),
     ExportTarget("onnx", "dynamic", "digit_mlp_dynamic.onnx", "digitkit.export.onnx:export_dynamic", "int8 weights, dynamic activations (DynamicQuantizeLinear)", "float32 in, float32 out"),
     ExportTarget("onnx", "int8", "digit_mlp_int8.onnx", "digitkit.export.onnx:export_int8", "QDQ: int8 weights (per-channel) and activations, calibrated", "float32 in, float32 out"),
@@ -53,6 +55,17 @@ TARGETS = (
 
 def formats_with(mode: str) -> list[str]:
     return [t.format for t in TARGETS if t.mode == mode]
+
+
+def modes_of_flag(flag: str) -> list[str]:
+    """The modes one export flag adds (``--int8`` adds int8 and int8-pixels)."""
+    return [m.name for m in MODES.values() if m.flag == flag]
+
+
+def flag_help(flag: str) -> str:
+    """Each flag's help comes from this table, so the two cannot disagree."""
+    parts = [f"{MODES[m].description} ({', '.join(formats_with(m))})" for m in modes_of_flag(flag)]
+    return "Add " + "; and ".join(parts) + "."
 
 
 def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> list[ExportTarget]:
@@ -65,10 +78,12 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
     for mode in chosen_modes:
         if mode not in MODES:
             raise InputError(f"Unknown mode {mode!r}", f"Use one of: {', '.join(MODES)}")
-        if formats and not any(fmt in chosen_formats for fmt in formats_with(mode)):
+    for flag in dict.fromkeys(MODES[m].flag for m in chosen_modes if MODES[m].flag):
+        available = list(dict.fromkeys(f for m in modes_of_flag(flag) if m in chosen_modes for f in formats_with(m)))
+        if formats and not any(fmt in chosen_formats for fmt in available):
             raise InputError(
-                f"{MODES[mode].flag} is not available for {', '.join(chosen_formats)}",
-                f"{MODES[mode].flag} exists for: {', '.join(formats_with(mode))}",
+                f"{flag} is not available for {', '.join(chosen_formats)}",
+                f"{flag} exists for: {', '.join(available)}",
             )
     return [t for t in TARGETS if t.format in chosen_formats and t.mode in chosen_modes]
 

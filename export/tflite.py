@@ -44,13 +44,26 @@ def export_dynamic(ctx: ExportContext, path: Path) -> dict:
     return _write(converter, path)
 
 
-def export_int8(ctx: ExportContext, path: Path) -> dict:
-    """Full integer: int8 weights, activations, input and output, calibrated on training images."""
+def _full_integer(ctx: ExportContext, input_type, output_type):
     tf = ctx.tf
     converter = _converter(ctx)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = ctx.calibration.representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return _write(converter, path)
+    converter.inference_input_type = input_type
+    converter.inference_output_type = output_type
+    return converter
+
+
+def export_int8(ctx: ExportContext, path: Path) -> dict:
+    """Full integer: int8 weights, activations, input and output, calibrated on training images."""
+    return _write(_full_integer(ctx, ctx.tf.int8, ctx.tf.int8), path)
+
+
+def export_int8_pixels(ctx: ExportContext, path: Path) -> dict:
+    """The int8 model with uint8 input (scale 1/255, zero point 0: raw pixels) and float32 output.
+
+    The converter adds a QUANTIZE op (uint8 to int8, an exact shift by 128) and a DEQUANTIZE op, so
+    a device hands it camera pixels and reads probabilities: the interpreter does the conversions
+    in C++, and the answers equal the int8 model's, dequantized."""
+    return _write(_full_integer(ctx, ctx.tf.uint8, ctx.tf.float32), path)

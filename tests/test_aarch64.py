@@ -28,7 +28,7 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     if reason:
         pytest.skip(reason)
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    bundle, host_rows = bundle_verified_on_host(export_dir, tmp_path, ["--mode", "int8"])
+    bundle, host_rows = bundle_verified_on_host(export_dir, tmp_path, ["--mode", "int8", "--mode", "int8-pixels"])
 
     started = time.monotonic()
     emu.ensure_host_tools()
@@ -54,7 +54,9 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     assert bench.returncode == 0, bench.stderr
     assert machine.stdout.split()[0] == "aarch64"
     device_rows = {(r["file"], r["backend"]): r for r in json.loads((tmp_path / "work" / "device.json").read_text())["results"]}
-    assert set(device_rows) == set(host_rows) == {("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime")}
+    assert set(device_rows) == set(host_rows) == {
+        ("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8_pixels.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime"),
+    }
     figures.append(f"aarch64 emulation ({machine.stdout.strip()}, {time.monotonic() - started:.0f} s): digitkit verify --bundle")
     for key, row in sorted(device_rows.items()):
         figures.append(

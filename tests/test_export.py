@@ -14,7 +14,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from digitkit.export.formats import MODES, TARGETS, markdown_table, select_targets
+from digitkit.export.formats import MODES, TARGETS, markdown_table, modes_of_flag, select_targets
 from digitkit.runtime import load, read_manifest
 from digitkit.runtime.errors import InputError
 from digitkit.runtime.hashing import sha256_file
@@ -56,6 +56,19 @@ def test_int8_tflite_is_small_and_fully_integer(export_dir):
     assert not any(d["dtype"] == np.float32 for d in details), "a full-integer model has no float tensors"
 
 
+def test_int8_pixels_tflite_is_the_int8_model_with_its_conversions_inside(export_dir, mnist_test):
+    """uint8 pixels in, float32 out, int8 inside: the same answers as the int8 model, bit for bit."""
+    x_test, _ = mnist_test
+    int8, pixels = load(artifact(export_dir, "tflite", "int8")), load(artifact(export_dir, "tflite", "int8-pixels"))
+    assert pixels.input_info.dtype == "uint8" and pixels.output_info.dtype == "float32"
+    assert pixels.input_info.scale == pytest.approx(1 / 255) and pixels.input_info.zero_point == 0
+    details = pixels.session.tensor_details()
+    kernels = [d for d in details if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))]
+    assert len(kernels) == 3, "the three dense kernels must be int8"
+    assert [d["dtype"] for d in details if d["dtype"] not in (np.int8, np.int32)].count(np.float32) == 1, "only the output is float"
+    np.testing.assert_array_equal(pixels.predict_proba(x_test), int8.predict_proba(x_test))
+
+
 def test_dynamic_tflite_has_int8_weights_and_float_io(export_dir):
     model = load(artifact(export_dir, "tflite", "dynamic"))
     assert model.input_info.dtype == "float32"
@@ -91,6 +104,8 @@ def test_every_artifact_tracks_the_keras_model(export_dir, mnist_test):
 def test_target_table_drives_validation():
     assert [t.mode for t in select_targets(None, [])] == ["fp32", "fp32"]
     assert {(t.format, t.mode) for t in select_targets(["tflite"], ["int8"])} == {("tflite", "fp32"), ("tflite", "int8")}
+    assert {(t.format, t.mode) for t in select_targets(["onnx"], modes_of_flag("--int8"))} == {("onnx", "fp32"), ("onnx", "int8")}
+    assert {t.mode for t in select_targets(["tflite"], modes_of_flag("--int8"))} == {"fp32", "int8", "int8-pixels"}
     assert {t.format for t in select_targets(None, ["fp16"]) if t.mode == "fp16"} == {"tflite"}
     with pytest.raises(InputError, match="--float16 is not available for onnx"):
         select_targets(["onnx"], ["fp16"])
@@ -148,7 +163,7 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
     rerun = subprocess.run(command + ["--int8"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "stale staging directories are cleaned up"
-    assert {e["mode"] for e in read_manifest(out).artifacts} == {"fp32", "int8"}
+    assert {e["mode"] for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
 
 
 def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tmp_path):

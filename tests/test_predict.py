@@ -67,8 +67,11 @@ def test_bad_files_are_reported_and_good_ones_still_predicted(export_dir, mnist_
 def test_default_model_is_the_int8_tflite_of_the_last_export(export_dir, mnist_test, tmp_path, monkeypatch):
     import shutil
 
+    from digitkit.toolkit.cli.predict import default_model
+
     workspace = tmp_path / "work"
     shutil.copytree(export_dir, workspace / "runs" / "export")
+    assert default_model(workspace / "runs" / "export").name == "digit_mlp_int8_pixels.tflite"
     png = mnist_png_dir(tmp_path / "one", mnist_test[0][:1])[0]
     monkeypatch.chdir(workspace)
     result = runner.invoke(app, ["predict", str(png)])

@@ -208,3 +208,13 @@ def test_threads_switching_batch_sizes_get_their_own_answers(export_dir, mnist_t
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_a_kept_view_of_the_old_buffers_does_not_break_a_batch_change(export_dir, mnist_test):
+    """The interpreter refuses to resize while its buffers are referenced; the session starts a fresh one."""
+    x_test, _ = mnist_test
+    model = load(export_dir / "digit_mlp_int8.tflite")
+    expected = model.predict_proba(x_test[:5])
+    kept = model.session.slot(1).output  # what a stored traceback's frame could hold
+    np.testing.assert_array_equal(model.predict_proba(x_test[:5]), expected)
+    assert kept.shape == (1, 10)

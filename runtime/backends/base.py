@@ -84,6 +84,7 @@ class Session:
         def run(batch: np.ndarray) -> np.ndarray:
             slot = getattr(local, "slot", None)
             if slot is None or slot.batch != batch.shape[0]:
+                slot = None  # let the old buffers go before the interpreter resizes
                 slot = slot_for(batch.shape[0])
             write(batch, slot)
             slot.invoke()

@@ -73,14 +73,22 @@ class TFLiteSession(Session):
     def _open_slot(self, batch: int) -> Slot:
         interpreter = self._interpreter()
         if tuple(interpreter.get_input_details()[0]["shape"]) != (batch, 784):
-            interpreter.resize_tensor_input(self._input_index, [batch, 784], strict=False)
-            interpreter.allocate_tensors()
+            try:
+                self._resize(interpreter, batch)
+            except RuntimeError:  # something still holds views of its old buffers (a kept traceback, say)
+                self._local.interpreter = None
+                interpreter = self._interpreter()
+                self._resize(interpreter, batch)
         native = getattr(getattr(interpreter, "_interpreter", None), "Invoke", None)
         if self.zero_copy and native is not None:
             slot = self._zero_copy_slot(interpreter, native, batch)
             if slot is not None:
                 return slot
         return self._copying_slot(interpreter, batch)
+
+    def _resize(self, interpreter, batch: int) -> None:
+        interpreter.resize_tensor_input(self._input_index, [batch, 784], strict=False)
+        interpreter.allocate_tensors()
 
     def _zero_copy_slot(self, interpreter, native_invoke, batch: int) -> Optional[Slot]:
         view_in = interpreter.tensor(self._input_index)

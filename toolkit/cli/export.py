@@ -6,23 +6,18 @@ from typing import List, Optional
 
 import typer
 
-from digitkit.export.formats import FORMATS, MODES, formats_with
+from digitkit.export.formats import FORMATS, MODES, flag_help, modes_of_flag
 
 from .common import DEFAULT_EXPORT_DIR, DEFAULT_TRAIN_DIR, echo, friendly_errors
-
-
-def mode_help(mode: str) -> str:
-    """Each flag's help comes from the export table, so the two cannot disagree."""
-    return f"Add {MODES[mode].description} ({', '.join(formats_with(mode))})."
 
 
 @friendly_errors
 def export(
     model: Path = typer.Option(DEFAULT_TRAIN_DIR / "model.keras", help="The trained model.keras (default: the last `digitkit train` output)."),
     out: Path = typer.Option(DEFAULT_EXPORT_DIR, help="Directory for the artifacts and manifest.json."),
-    int8: bool = typer.Option(False, MODES["int8"].flag, help=mode_help("int8")),
-    float16: bool = typer.Option(False, MODES["fp16"].flag, help=mode_help("fp16")),
-    dynamic: bool = typer.Option(False, MODES["dynamic"].flag, help=mode_help("dynamic")),
+    int8: bool = typer.Option(False, MODES["int8"].flag, help=flag_help(MODES["int8"].flag)),
+    float16: bool = typer.Option(False, MODES["fp16"].flag, help=flag_help(MODES["fp16"].flag)),
+    dynamic: bool = typer.Option(False, MODES["dynamic"].flag, help=flag_help(MODES["dynamic"].flag)),
     formats: Optional[List[str]] = typer.Option(None, "--format", help=f"Restrict to a format: {' or '.join(FORMATS)} (repeatable)."),
     calibration_size: int = typer.Option(500, help="Training images used to calibrate int8 models."),
     calibration_seed: int = typer.Option(0, help="Seed choosing the calibration images."),
@@ -38,7 +33,8 @@ def export(
     from digitkit.toolkit.table import human_size, text_table
     from digitkit.toolkit.training import read_record
 
-    modes = [m for m, on in (("fp16", float16), ("dynamic", dynamic), ("int8", int8)) if on]
+    flags = {MODES["fp16"].flag: float16, MODES["dynamic"].flag: dynamic, MODES["int8"].flag: int8}
+    modes = [mode for flag, on in flags.items() if on for mode in modes_of_flag(flag)]
     targets = select_targets([f.lower() for f in formats] if formats else None, modes)
     if not 13 <= opset <= 18:
         raise InputError(f"--opset {opset} is outside 13 to 18", "tf2onnx 1.17 writes opsets 13 to 18; use 17")
@@ -56,7 +52,7 @@ def export(
     echo(f"Keras model: accuracy {result.source_accuracy:.4f}. Manifest: {result.manifest_path}")
     echo("Next:")
     echo(f"  digitkit verify {out}")
-    int8_tflite = next((a.path for a in result.artifacts if a.target.format == "tflite" and a.target.mode == "int8"), None)
-    first = int8_tflite or result.artifacts[0].path
+    int8_tflite = [a.path for mode in ("int8-pixels", "int8") for a in result.artifacts if a.target.format == "tflite" and a.target.mode == mode]
+    first = (int8_tflite or [result.artifacts[0].path])[0]
     echo(f"  digitkit info {first}")
     echo(f"  digitkit predict IMAGE.png --model {first}")

@@ -10,14 +10,16 @@ from .common import DEFAULT_EXPORT_DIR, echo, fail, friendly_errors
 
 
 def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
-    """The int8 TFLite artifact of the last export (else its first TFLite, else its first artifact)."""
+    """The int8 TFLite artifact of the last export: the pixels-in one (same answers, no conversions
+    in Python), else the int8-in one, else its first TFLite, else its first artifact."""
     from digitkit.runtime.errors import ArtifactError
     from digitkit.runtime.manifest import MANIFEST_NAME, read_manifest
 
     if not (export_dir / MANIFEST_NAME).is_file():
         raise ArtifactError(f"No --model given and no export in {export_dir}", "Run `digitkit export --int8` or pass --model PATH")
     entries = read_manifest(export_dir).artifacts
-    ranked = sorted(entries, key=lambda e: (e["format"] != "tflite", e["mode"] != "int8"))
+    preference = ("int8-pixels", "int8")
+    ranked = sorted(entries, key=lambda e: (e["format"] != "tflite", preference.index(e["mode"]) if e["mode"] in preference else len(preference)))
     if not ranked:
         raise ArtifactError(f"{export_dir / MANIFEST_NAME} lists no artifacts", "Run `digitkit export --int8` or pass --model PATH")
     return export_dir / ranked[0]["file"]
