@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from digitkit.export.formats import TARGETS
+
 from helpers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -114,10 +116,10 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     summary = json.loads(result.stdout)
     assert "--report needs matplotlib: pip install 'digitkit[report]'" in result.stderr  # a device has no matplotlib
     rows = {r["file"]: r for r in summary["results"]}
-    assert set(rows) == {"digit_mlp_fp32.tflite", "digit_mlp_fp16.tflite", "digit_mlp_dynamic.tflite", "digit_mlp_int8.tflite"}
+    assert set(rows) == {t.filename for t in TARGETS if t.format == "tflite"}  # int8-pixels too
     assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())
     threaded = subprocess.run([str(python), "-c", THREADS, str(export_dir / "digit_mlp_int8.tflite"), str(ROOT / "data" / "mnist")], capture_output=True, text=True)
-    assert threaded.returncode == 0 and threaded.stdout.strip() == "identical", threaded.stdout + threaded.stderr[-2000:]
+    assert threaded.returncode == 0 and threaded.stdout.split() == ["identical", "zero-copy"], threaded.stdout + threaded.stderr[-2000:]
 
 
 THREADS = """
@@ -133,4 +135,5 @@ def work(w):
 threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
 [t.start() for t in threads]; [t.join() for t in threads]
 print("identical" if all(np.array_equal(results[w], expected) for w in range(8)) else "DIFFERENT")
+print("zero-copy" if model.session.slot(1).zero_copy else "copying")
 """
