@@ -45,3 +45,13 @@ def test_float_model_takes_uint8_as_pixels_over_255():
     info = TensorInfo("in", (None, 784), "float32")
     pixels = np.full((2, 28, 28), 51, np.uint8)
     assert np.allclose(converter(info)(as_batch(pixels)), 0.2)
+
+
+def test_float_model_input_has_the_same_bits_for_small_and_large_batches():
+    """Small batches convert in two in-place calls, large ones in one pass: the same float32 values."""
+    info = TensorInfo("in", (None, 784), "float32")
+    pixels = np.random.default_rng(0).integers(0, 256, (100, 784), dtype=np.uint8)
+    expected = pixels.astype(np.float32) * np.float32(1 / 255)
+    convert = converter(info)
+    assert np.array_equal(convert(pixels), expected)
+    assert np.array_equal(np.concatenate([convert(pixels[i:i + 1]) for i in range(100)]), expected)

@@ -12,6 +12,8 @@ import numpy as np
 
 from .base import Session, Slot, TensorInfo
 
+_BORROW_FROM = 16  # images; below this a copy into the bound buffer is cheaper than a feed dict
+
 _ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",
@@ -56,6 +58,20 @@ class OnnxRuntimeSession(Session):
             run_with_iobinding(binding)
 
         return Slot(batch, x, y, invoke, zero_copy=True)
+
+    def runner(self, write):
+        """Slots, except for a big batch already in the model's input type: ORT reads that where it
+        lies (copying megabytes into the slot would cost about 5% at batch 1000)."""
+        slotted = super().runner(write)
+        run, name, outputs = self._session.run, self.inputs[0].name, [self.outputs[0].name]
+        model_dtype = np.dtype(self.inputs[0].dtype)
+
+        def run_batch(batch: np.ndarray) -> np.ndarray:
+            if batch.shape[0] > _BORROW_FROM and batch.dtype == model_dtype:
+                return run(outputs, {name: batch})[0]
+            return slotted(batch)
+
+        return run_batch
 
 
 def open_onnxruntime(model: bytes, threads: Optional[int]) -> Session:
