@@ -89,7 +89,6 @@ def quantize_input(batch: np.ndarray, info: TensorInfo) -> np.ndarray:
 
 
 _TOP_BIT = np.uint8(0x80)
-_SMALL_BATCH = 16  # up to here per-call overhead dominates; beyond it, passes over memory do
 _255 = np.float32(255.0)
 _128 = np.float32(128.0)
 
@@ -102,13 +101,11 @@ def input_writer(info: TensorInfo):
     if not info.quantized:
         def write_float(batch: np.ndarray, slot: Slot) -> None:
             x = slot.input
-            if batch.dtype != _UINT8:
-                x[...] = batch
-            elif slot.batch <= _SMALL_BATCH:
-                x[...] = batch  # exact: every 0-255 value is a float32
-                x *= _INV255  # two calls, but a third faster than one mixed-type multiply for a few images
-            else:
-                np.multiply(batch, _INV255, out=x, dtype=_FLOAT32)  # one pass over many images; same bits
+            x[...] = batch  # uint8 values are exact in float32
+            if batch.dtype == _UINT8:
+                # Two plain passes beat one mixed-type multiply (buffered casting) by about a quarter,
+                # at batch 1 and at batch 1000 alike; the bits are the same.
+                x *= _INV255
 
         return write_float
     if info.dtype == "int8" and info.zero_point == -128 and abs(info.scale * 255.0 - 1.0) < 1e-6:

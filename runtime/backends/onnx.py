@@ -27,6 +27,10 @@ def _tensor_info(node) -> TensorInfo:
     return TensorInfo(name=node.name, shape=shape, dtype=_ORT_TYPES.get(node.type, node.type))
 
 
+def _no_invoke() -> None:
+    pass
+
+
 class OnnxRuntimeSession(Session):
     backend_name = "onnxruntime"
 
@@ -60,16 +64,23 @@ class OnnxRuntimeSession(Session):
         return Slot(batch, x, y, invoke, zero_copy=True)
 
     def runner(self, write):
-        """Slots, except for a big batch already in the model's input type: ORT reads that where it
-        lies (copying megabytes into the slot would cost about 5% at batch 1000)."""
+        """Slots for small batches. A big batch goes through ``InferenceSession.run``: read where it
+        lies when already in the model's input type (copying megabytes into the slot costs about 5%
+        at batch 1000), else converted into a fresh array, which measured 1-2% faster there than
+        converting into the bound buffer."""
         slotted = super().runner(write)
         run, name, outputs = self._session.run, self.inputs[0].name, [self.outputs[0].name]
         model_dtype = np.dtype(self.inputs[0].dtype)
 
         def run_batch(batch: np.ndarray) -> np.ndarray:
-            if batch.shape[0] > _BORROW_FROM and batch.dtype == model_dtype:
-                return run(outputs, {name: batch})[0]
-            return slotted(batch)
+            count = batch.shape[0]
+            if count <= _BORROW_FROM:
+                return slotted(batch)
+            if batch.dtype != model_dtype:
+                scratch = Slot(count, np.empty((count, 784), model_dtype), np.empty((0, 10), np.float32), _no_invoke, zero_copy=False)
+                write(batch, scratch)
+                batch = scratch.input
+            return run(outputs, {name: batch})[0]
 
         return run_batch
 
