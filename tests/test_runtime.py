@@ -17,6 +17,24 @@ pytestmark = pytest.mark.slow
 HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx")
 
 
+def run_in_threads(work, count: int) -> list:
+    """``work(worker)`` in ``count`` threads at once; the exceptions they raised."""
+    errors = []
+
+    def guarded(worker: int) -> None:
+        try:
+            work(worker)
+        except Exception as exc:  # reported by the caller's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_runtime_imports_nothing_heavy_in_a_fresh_interpreter(export_dir):
     code = f"""
 import sys, numpy as np
@@ -120,24 +138,17 @@ def test_one_model_shared_by_eight_threads_matches_a_sequential_run(export_dir, 
     model = load(export_dir / name)
     per_thread = 2000
     expected = model.predict_proba(x_test[:per_thread])
-    results, errors = {}, []
+    results = {}
 
     def work(worker: int) -> None:
-        try:
-            order = np.roll(np.arange(per_thread), worker * 250)  # each thread its own order
-            out = np.empty((per_thread, 10), np.float32)
-            for i in order:
-                out[i] = model.predict_proba(x_test[i])[0]
-            results[worker] = out
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        order = np.roll(np.arange(per_thread), worker * 250)  # each thread its own order
+        out = np.empty((per_thread, 10), np.float32)
+        for i in order:
+            out[i] = model.predict_proba(x_test[i])[0]
+        results[worker] = out
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    errors = run_in_threads(work, 8)
+    assert not errors, errors[0]
     for worker in range(8):
         np.testing.assert_allclose(results[worker], expected, atol=1e-6, err_msg=f"thread {worker}")
 
@@ -190,23 +201,15 @@ def test_threads_switching_batch_sizes_get_their_own_answers(export_dir, mnist_t
     x_test, _ = mnist_test
     model = load(export_dir / name)
     expected = model.predict_proba(x_test[:600])
-    errors = []
 
     def work(worker: int) -> None:
-        try:
-            for round_ in range(30):
-                size = (1, 3, 50, 1, 200)[(worker + round_) % 5]
-                start = (worker * 37 + round_ * 11) % (600 - size)
-                got = model.predict_proba(x_test[start:start + size])
-                np.testing.assert_allclose(got, expected[start:start + size], atol=1e-6)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for round_ in range(30):
+            size = (1, 3, 50, 1, 200)[(worker + round_) % 5]
+            start = (worker * 37 + round_ * 11) % (600 - size)
+            got = model.predict_proba(x_test[start:start + size])
+            np.testing.assert_allclose(got, expected[start:start + size], atol=1e-6)
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, 6)
     assert not errors, errors[0]
 
 
