@@ -96,8 +96,8 @@ _128 = np.float32(128.0)
 def input_writer(info: TensorInfo):
     """A function writing a checked batch into a slot's input buffer, chosen once per model.
 
-    Each writes straight into the slot (the backend's own input tensor where it allows that), so the
-    common cases are one numpy operation with no temporary."""
+    Each writes straight into the slot (the backend's own input tensor where it allows that): uint8
+    pixels take one or two numpy passes and no temporary."""
     if not info.quantized:
         def write_float(batch: np.ndarray, slot: Slot) -> None:
             x = slot.input

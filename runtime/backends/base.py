@@ -57,7 +57,7 @@ class Slot:
 
 
 class Session:
-    """A loaded artifact on one backend: per-thread :class:`Slot` s, or ``run`` for one-off calls."""
+    """A loaded artifact on one backend, run through per-thread :class:`Slot` s."""
 
     backend_name: str = ""
     inputs: Sequence[TensorInfo] = ()
@@ -94,13 +94,6 @@ class Session:
 
     def _open_slot(self, batch: int) -> Slot:  # pragma: no cover - interface
         raise NotImplementedError
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw outputs for (N, 784) inputs already in ``inputs[0].dtype``; a copy the caller owns."""
-        slot = self.slot(x.shape[0])
-        np.copyto(slot.input, x, casting="no")
-        slot.invoke()
-        return slot.output.copy()
 
 
 @dataclass(frozen=True)
