@@ -89,6 +89,31 @@ class Target:
     extra_platforms: tuple = ()  # more `pip download --platform` tags, after the manylinux ones
     # (link, target) symlinks that a skipped maintainer script would have made (update-alternatives)
     links: tuple = ()
+    # The suite dimension: the Debian release, its Python (X.Y) and glibc (2.N: manylinux tags up to it).
+    suite: str = SUITE
+    python: str = "3.11"
+    glibc_max_minor: int = GLIBC_MAX_MINOR
+    # bookworm's base-files leaves merged /usr to the installer (mmdebstrap's setup hook makes the
+    # links); trixie's base-files ships /bin, /sbin and /lib as links itself.
+    merged_usr_hook: bool = True
+    # /etc/ssl/certs/ca-certificates.crt made from /usr/share/ca-certificates/mozilla/*.crt
+    # (ca-certificates' postinst): trixie's `python3 -m venv` (ensurepip) fails without it.
+    ca_bundle: bool = False
+
+
+def _trixie(arch: str, machines: tuple, qemu: str, wheel_arch: str, packages: tuple, cpu: str, cpuinfo: bool, multiarch: str) -> Target:
+    """Debian trixie (Raspberry Pi OS's base since 2025: Python 3.13, glibc 2.41). With Debian's
+    python3-numpy, the venv sees the system's site-packages, and the libblas3 and liblapack3
+    postinsts' update-alternatives links are made by the build (on every architecture: else
+    ``import numpy`` fails with "libblas.so.3: cannot open shared object file")."""
+    lib = f"/usr/lib/{multiarch}"
+    debian_numpy = "python3-numpy" in packages
+    return Target(
+        arch, f"trixie {arch}", machines, qemu, wheel_arch, (*ROOTFS_PACKAGES, *packages),
+        ("--system-site-packages",) if debian_numpy else (), cpu, cpuinfo, f"root-trixie-{arch}",
+        links=((f"{lib}/libblas.so.3", "blas/libblas.so.3"), (f"{lib}/liblapack.so.3", "lapack/liblapack.so.3")) if debian_numpy else (),
+        suite="trixie", python="3.13", glibc_max_minor=41, merged_usr_hook=False, ca_bundle=True,
+    )
 
 
 TARGETS: dict[str, Target] = {
@@ -115,6 +140,18 @@ TARGETS: dict[str, Target] = {
             ("/usr/lib/arm-linux-gnueabihf/liblapack.so.3", "lapack/liblapack.so.3"),
         ),
     ),
+    # 64-bit Pi OS trixie: numpy, LiteRT and onnxruntime from PyPI (cp313 aarch64 wheels) in a plain
+    # venv, as on bookworm. Pi 5 core and cpuinfo, as on bookworm (LiteRT segfaults without an ARM
+    # cpuinfo, and is wrong on qemu's default "max" CPU).
+    "trixie-arm64": _trixie("arm64", ("aarch64",), "qemu-aarch64", "aarch64", (), "cortex-a76", True, "aarch64-linux-gnu"),
+    # 32-bit Pi OS trixie (the only OS for a Pi Zero): no PyPI wheel of numpy, LiteRT, onnxruntime or
+    # tflite-runtime for cp313 armv7l. Debian's python3-numpy (2.2) and python3-onnxruntime (1.21)
+    # through a --system-site-packages venv; onnxruntime needs /sys mounted (else SIGABRT).
+    "trixie-armhf": _trixie("armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", ("python3-numpy", "python3-onnxruntime"),
+                            "cortex-a7", False, "arm-linux-gnueabihf"),
+    # Any other CPU (riscv64 here): Debian's python3-numpy alone, so the numpy backend. qemu's
+    # default CPU (rv64 with the extensions Debian's riscv64 baseline, rv64gc, needs).
+    "trixie-riscv64": _trixie("riscv64", ("riscv64",), "qemu-riscv64", "riscv64", ("python3-numpy",), "", False, "riscv64-linux-gnu"),
 }
 
 
@@ -377,11 +414,16 @@ def debian_mirror(suite: str = SUITE) -> str:
 
 
 def _rootfs_key(packages: Optional[Sequence[str]] = None, arch: str = ARCH) -> str:
+    """suite + architecture + package list + venv + fix-ups: bookworm's keys are what they were
+    before the suite dimension (the recipe options below only enter a key when not bookworm's)."""
     spec = target(arch)
-    parts = [_FORMAT, SUITE, spec.arch, "extract", sorted([*BASE_PACKAGES, *(spec.packages if packages is None else packages)]),
+    parts = [_FORMAT, spec.suite, spec.arch, "extract", sorted([*BASE_PACKAGES, *(spec.packages if packages is None else packages)]),
              list(spec.venv_args), [list(link) for link in spec.links]]
+    recipe = {"python": spec.python, "merged_usr_hook": spec.merged_usr_hook, "ca_bundle": spec.ca_bundle}
+    if recipe != {"python": "3.11", "merged_usr_hook": True, "ca_bundle": False}:
+        parts.append(recipe)
     digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-    return f"debian-{SUITE}-{spec.arch}-extract-{digest[:10]}"
+    return f"debian-{spec.suite}-{spec.arch}-extract-{digest[:10]}"
 
 
 def _rootfs_tarball(cache_dir: Path, arch: str = ARCH) -> Path:
@@ -411,14 +453,15 @@ def _mmdebstrap(root: Path, mirror: str, arch: str = ARCH) -> None:
     spec = target(arch)
     _remove_tree(root)
     root.mkdir(parents=True)
-    source = f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {SUITE} main" if Path(DEBIAN_KEYRING).exists() else mirror
+    source = f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {spec.suite} main" if Path(DEBIAN_KEYRING).exists() else mirror
     packages = [*BASE_PACKAGES, *spec.packages]
-    log(f"mmdebstrap --variant=extract {SUITE} {spec.arch} from {mirror}: {' '.join(packages)}", arch)
+    log(f"mmdebstrap --variant=extract {spec.suite} {spec.arch} from {mirror}: {' '.join(packages)}", arch)
     started = time.monotonic()
+    hook = [f"--setup-hook={_MERGED_USR_HOOK}"] if spec.merged_usr_hook else []
     done = _run(
         [shutil.which("mmdebstrap") or "/usr/bin/mmdebstrap", "--mode=root", "--variant=extract", f"--arch={spec.arch}",
-         f"--include={','.join(packages)}", f"--setup-hook={_MERGED_USR_HOOK}", SUITE, root, source],
-        timeout=1200, check=False,
+         f"--include={','.join(packages)}", *hook, spec.suite, root, source],
+        timeout=1800, check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"mmdebstrap failed (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}")
@@ -443,6 +486,14 @@ def _configure_extracted(root: Path, arch: str = ARCH) -> None:
             raise RuntimeError(f"{link} -> {dest}: {dest} is not in the root file system")
         if not path.is_symlink() and not path.exists():
             path.symlink_to(dest)
+    mozilla = root / "usr" / "share" / "ca-certificates" / "mozilla"
+    bundle = root / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+    if spec.ca_bundle and not bundle.exists():  # ca-certificates' postinst (update-ca-certificates)
+        certs = sorted(mozilla.glob("*.crt"))
+        if not certs:
+            raise RuntimeError(f"no certificates in {mozilla} to make {bundle} from")
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        bundle.write_text("".join(c.read_text().rstrip("\n") + "\n" for c in certs))
     for name, mode in (("tmp", 0o1777), ("root", 0o700), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
         (root / name).mkdir(exist_ok=True)
         os.chmod(root / name, mode)
@@ -463,7 +514,7 @@ def _build_rootfs(root: Path, mirror: str, arch: str = ARCH) -> None:
     steps = [
         ("ldconfig", ["/sbin/ldconfig"]),
         ("byte-compiling", ["/usr/bin/python3", "-E", "-m", "compileall", "-q", "-j0",
-                            *[d for d in ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages") if (root / d.lstrip("/")).is_dir()]]),
+                            *[d for d in (f"/usr/lib/python{spec.python}", "/usr/lib/python3/dist-packages") if (root / d.lstrip("/")).is_dir()]]),
         (f"python3 -m venv {VENV}", ["/usr/bin/python3", "-m", "venv", *spec.venv_args, VENV]),
     ]
     for what, argv in steps:
@@ -472,7 +523,7 @@ def _build_rootfs(root: Path, mirror: str, arch: str = ARCH) -> None:
         if done.returncode != 0:
             raise RuntimeError(f"{what} failed in the chroot (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}")
         log(f"{what} in the chroot took {time.monotonic() - started:.0f} s", arch)
-    marker = {"key": _rootfs_key(arch=arch), "mirror": mirror, "arch": spec.arch, "tool": "mmdebstrap --variant=extract"}
+    marker = {"key": _rootfs_key(arch=arch), "mirror": mirror, "suite": spec.suite, "arch": spec.arch, "tool": "mmdebstrap --variant=extract"}
     (root / "etc" / "digitkit-emulation").write_text(json.dumps(marker) + "\n")
 
 
@@ -492,8 +543,8 @@ def ensure_rootfs(cache_dir: Optional[Path] = None, root: Optional[Path] = None,
     root = Path(root) if root else cache_dir / spec.root_name
     tarball = _rootfs_tarball(cache_dir, arch)
     if not tarball.exists():
-        build = cache_dir / ("build-root" if arch == ARCH else f"build-root-{spec.arch}")
-        _build_rootfs(build, debian_mirror(), arch)
+        build = cache_dir / f"build-{spec.root_name}"
+        _build_rootfs(build, debian_mirror(spec.suite), arch)
         started = time.monotonic()
         partial = tarball.with_name(tarball.name + ".partial")
         if mounts_under(build):
@@ -523,9 +574,11 @@ def copy_host_ca_certificates(root: Path) -> None:
 # Wheels (downloaded on the host) and the venv in the chroot
 # --------------------------------------------------------------------------------------------
 
-def wheel_platforms(arch: str = ARCH, glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
-    """pip does not expand manylinux tags for ``--platform``: list every one the target accepts."""
+def wheel_platforms(arch: str = ARCH, glibc_max_minor: Optional[int] = None) -> list[str]:
+    """pip does not expand manylinux tags for ``--platform``: list every one the target accepts
+    (up to its glibc: 2.36 on bookworm, 2.41 on trixie)."""
     suffix = target(arch).wheel_arch
+    glibc_max_minor = target(arch).glibc_max_minor if glibc_max_minor is None else glibc_max_minor
     return ([f"manylinux2014_{suffix}"] + [f"manylinux_2_{minor}_{suffix}" for minor in range(17, glibc_max_minor + 1)]
             + list(target(arch).extra_platforms))
 
@@ -535,9 +588,10 @@ def aarch64_platforms(glibc_max_minor: int = GLIBC_MAX_MINOR) -> list[str]:
     return wheel_platforms(ARCH, glibc_max_minor)
 
 
-def download_wheels(requirements: list[str], dest: Path, python: str = "311", arch: str = ARCH, deps: bool = True) -> list[Path]:
+def download_wheels(requirements: list[str], dest: Path, python: Optional[str] = None, arch: str = ARCH, deps: bool = True) -> list[Path]:
     """CPython wheels for ``arch`` (aarch64 by default) of ``requirements`` and their dependencies in ``dest``.
 
+    ``python`` ("311", "313"; default: the target's suite's) picks the ``cpXY`` wheels.
     ``deps=False`` downloads the requirements alone: needed where a dependency has no wheel for
     the target but the root file system provides it (tflite-runtime's numpy on armhf, which is
     Debian's python3-numpy there). Resolved once per set of requirements: the file list is
@@ -547,6 +601,7 @@ def download_wheels(requirements: list[str], dest: Path, python: str = "311", ar
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     platforms = wheel_platforms(arch)
+    python = python or target(arch).python.replace(".", "")
     key = [sorted(requirements), python, platforms] + ([] if deps else ["no-deps"])
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     record = dest / f".set-{digest}.json"
@@ -685,7 +740,7 @@ def run_in_root(
         raise FileNotFoundError(f"{root} is not a root file system")
     fake_cpuinfo = root / "etc" / "digitkit-cpuinfo"
     if bind_cpuinfo:
-        fake_cpuinfo.write_text(arm_cpuinfo(cpu) if arch == ARCH else armv7_cpuinfo())
+        fake_cpuinfo.write_text(arm_cpuinfo(cpu) if spec.arch == "arm64" else armv7_cpuinfo())
     mounted: list[Path] = []
 
     def mount(args: list[str], point: Path) -> None:
@@ -707,7 +762,7 @@ def run_in_root(
             Path(host).mkdir(parents=True, exist_ok=True)
             point.mkdir(parents=True, exist_ok=True)
             mount(["--bind", os.path.realpath(host)], point)
-        full_env = {"PATH": _CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "QEMU_CPU": cpu, **(env or {})}
+        full_env = {"PATH": _CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp", **({"QEMU_CPU": cpu} if cpu else {}), **(env or {})}
         command = ["chroot", str(root), "/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd, *map(str, argv)]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env)
     finally:
