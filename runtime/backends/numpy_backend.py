@@ -1,0 +1,234 @@
+"""The numpy backend: digitkit's .tflite artifacts run with numpy alone.
+
+``open_numpy`` rounds as LiteRT's default x86 path (XNNPACK) does, bit for bit on the int8 models;
+``open_numpy_micro`` rounds as TensorFlow Lite Micro does (fixed-point multipliers and shifts). The file
+is read by numpy_flatbuffer (checked), the kernels live in numpy_kernels and numpy_micro. The graph is a
+chain: each operator reads one computed tensor (and constants). Everything that does not depend on the
+input is computed at load; a slot (one per thread and batch size) owns every buffer its run writes, so
+sessions are thread-safe. ``threads`` is accepted and ignored: numpy's BLAS has its own thread pool.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import numpy_kernels as nk
+from . import numpy_micro as nm
+from .base import Session, Slot, TensorInfo
+from .numpy_flatbuffer import Graph, Operator, Table, Tensor, parse
+
+FULLY_CONNECTED, SOFTMAX, RESHAPE, QUANTIZE, DEQUANTIZE = 9, 25, 22, 114, 6
+OPTIONS = {FULLY_CONNECTED: 8, SOFTMAX: 9, RESHAPE: 17}  # BuiltinOptions union member of each op
+QUANT_TYPES = ("int8", "uint8")
+
+
+def _info(t: Tensor) -> TensorInfo:
+    scale = float(t.quant.scale[0]) if t.quant.scale.size == 1 else 0.0
+    zero_point = int(t.quant.zero_point[0]) if t.quant.zero_point.size == 1 else 0
+    return TensorInfo(t.name, tuple(None if d < 0 else d for d in t.signature), t.dtype.name, scale, zero_point)
+
+
+def _per_tensor(t: Tensor, what: str) -> tuple[float, int]:
+    if t.quant.scale.size != 1:
+        raise nk.unsupported(f"The {what} tensor {t.name!r} has no single scale and zero point")
+    zp = int(t.quant.zero_point[0])
+    info = np.iinfo(t.dtype)
+    if not info.min <= zp <= info.max:
+        raise nk.unsupported(f"The {what} tensor {t.name!r} has zero point {zp} outside {t.dtype.name}")
+    return float(t.quant.scale[0]), zp
+
+
+class _Planner:
+    """Turns the checked graph into one kernel per operator, for one rounding mode."""
+
+    def __init__(self, graph: Graph, micro: bool) -> None:
+        self.graph, self.micro = graph, micro
+        self.consts: dict[int, np.ndarray] = {t.index: t.data for t in graph.tensors if t.data is not None}
+        self.kernels: list[nk.Kernel] = []
+        self.matmuls: list[nk.IntegerMatmul] = []
+
+    def plan(self) -> list[nk.Kernel]:
+        g = self.graph
+        current = g.input
+        for op in g.operators:
+            if all(i < 0 or i in self.consts for i in op.inputs) and op.code == DEQUANTIZE:
+                self._fold_dequantize(op)
+                continue
+            computed = [i for i in op.inputs if i >= 0 and i not in self.consts]
+            if computed != [current] or len(op.outputs) != 1:
+                raise nk.unsupported(f"Operator {op.index} ({op.name}) is not part of a single chain from input to output")
+            x, y = g.tensors[current], g.tensors[op.outputs[0]]
+            self.kernels.append(self._kernel(op, x, y))
+            current = y.index
+        if current != g.output or not self.kernels:
+            raise nk.unsupported("The model's operators do not compute its output from its input")
+        return self.kernels
+
+    def _fold_dequantize(self, op: Operator) -> None:
+        t, y = self.graph.tensors[op.inputs[0]], self.graph.tensors[op.outputs[0]]
+        data = self.consts[t.index]
+        if y.dtype != np.float32 or y.shape != t.shape:
+            raise nk.unsupported(f"DEQUANTIZE of {t.name!r} gives {y.dtype.name} {list(y.shape)}")
+        if t.dtype == np.float16:
+            values = data.astype(np.float32)
+        elif t.dtype.name in QUANT_TYPES and t.quantized:
+            shape = [1] * data.ndim
+            if t.quant.scale.size > 1:
+                shape[t.quant.axis] = t.quant.scale.size
+            values = (data.astype(np.float32) - t.quant.zero_point.reshape(shape).astype(np.float32)) * t.quant.scale.reshape(shape)
+        else:
+            raise nk.unsupported(f"DEQUANTIZE of a {t.dtype.name} tensor is not run by the numpy backend")
+        values.flags.writeable = False
+        self.consts[y.index] = values
+
+    def _options(self, op: Operator) -> Optional[Table]:
+        if op.options is not None and op.options_type != OPTIONS.get(op.code):
+            raise nk.unsupported(f"Operator {op.index} ({op.name}) carries options of another kind")
+        return op.options
+
+    def _kernel(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
+        features_in, features_out = x.shape[1:], y.shape[1:]
+        if len(x.shape) < 1 or len(y.shape) < 1:
+            raise nk.unsupported(f"Operator {op.index} ({op.name}) works on scalars")
+        if op.code == FULLY_CONNECTED:
+            return self._fully_connected(op, x, y)
+        if op.code == SOFTMAX:
+            options = self._options(op)
+            beta = float(options.scalar(0, "f", 0.0)) if options is not None else 0.0
+            if len(x.shape) != 2 or features_in != features_out:
+                raise nk.unsupported(f"SOFTMAX of shape {list(x.shape)} is not run by the numpy backend")
+            if x.dtype == np.float32 and y.dtype == np.float32:
+                return nk.SoftmaxFloat(beta)
+            if x.dtype == np.int8 and y.dtype == np.int8:
+                in_scale, _ = _per_tensor(x, "softmax input")
+                out_scale, zp_out = _per_tensor(y, "softmax output")
+                if self.micro:
+                    return nm.SoftmaxMicro(in_scale, beta, out_scale, zp_out)
+                if zp_out != -128 or abs(out_scale * 256 - 1) > 0.001:
+                    raise nk.unsupported("An int8 SOFTMAX has an output other than scale 1/256, zero point -128")
+                return nk.SoftmaxInt8(in_scale, beta, out_scale, zp_out)
+        elif op.code == QUANTIZE and y.dtype.name in QUANT_TYPES and x.shape == y.shape:
+            out_scale, zp_out = _per_tensor(y, "quantize output")
+            if x.dtype == np.float32:
+                q = nm.QuantizeFloatMicro if self.micro else nk.QuantizeFloat
+                return q(out_scale, zp_out, y.dtype)
+            if x.dtype.name in QUANT_TYPES:
+                in_scale, zp_in = _per_tensor(x, "quantize input")
+                return nm.Requantize(in_scale, zp_in, out_scale, zp_out, y.dtype)
+        elif op.code == DEQUANTIZE and y.dtype == np.float32 and x.shape == y.shape:
+            if x.dtype == np.float16:
+                return nk.Cast(np.dtype(np.float32))
+            if x.dtype.name in QUANT_TYPES:
+                return nk.Dequantize(*_per_tensor(x, "dequantize input"))
+        elif op.code == RESHAPE and x.dtype == y.dtype:
+            if int(np.prod(features_in)) != int(np.prod(features_out)):
+                raise nk.unsupported(f"RESHAPE from {list(x.shape)} to {list(y.shape)} changes the batch size")
+            self._options(op)
+            return nk.Reshape(features_out)
+        else:
+            raise nk.unsupported(f"The model uses {op.name}, which the numpy backend does not run")
+        raise nk.unsupported(f"The model uses {op.name} from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run")
+
+    def _fully_connected(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
+        if len(op.inputs) < 2 or op.inputs[1] not in self.consts:
+            raise nk.unsupported("A FULLY_CONNECTED has weights computed at run time, which the numpy backend does not run")
+        options = self._options(op)
+        activation = int(options.scalar(0, "b")) if options is not None else 0
+        weights_format = int(options.scalar(1, "b")) if options is not None else 0
+        asymmetric = bool(options.scalar(3, "B")) if options is not None else False
+        w_tensor = self.graph.tensors[op.inputs[1]]
+        w = self.consts[w_tensor.index]
+        if weights_format != 0 or w.ndim != 2:
+            raise nk.unsupported("A FULLY_CONNECTED has shuffled or non-2-D weights, which the numpy backend does not run")
+        units, depth = w.shape
+        if len(x.shape) != 2 or x.shape[1] != depth or y.shape[1:] != (units,) or len(y.shape) != 2:
+            raise nk.unsupported(f"FULLY_CONNECTED from {list(x.shape)} with weights {list(w.shape)} to {list(y.shape)} is not run")
+        bias = None
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            if op.inputs[2] not in self.consts:
+                raise nk.unsupported("A FULLY_CONNECTED has a bias computed at run time")
+            bias = self.consts[op.inputs[2]]
+            if bias.shape != (units,):
+                raise nk.unsupported(f"A FULLY_CONNECTED bias has shape {list(bias.shape)}, not [{units}]")
+        wq = w_tensor.quant
+        if x.dtype == np.float32 and y.dtype == np.float32 and w.dtype == np.float32:
+            if bias is not None and bias.dtype != np.float32:
+                raise nk.unsupported("A float FULLY_CONNECTED has a non-float bias")
+            return nk.FullyConnectedFloat(w, bias, activation)
+        if w.dtype != np.int8 or not w_tensor.quantized or np.any(wq.zero_point != 0) or wq.axis != 0:
+            raise nk.unsupported(f"A FULLY_CONNECTED has {w.dtype.name} weights without symmetric per-channel int8 quantization")
+        if x.dtype == np.float32 and y.dtype == np.float32:
+            if bias is not None and bias.dtype != np.float32:
+                raise nk.unsupported("A hybrid FULLY_CONNECTED has a non-float bias")
+            kernel = nk.FullyConnectedHybrid(w, wq.scale, bias, activation, asymmetric)
+            self.matmuls.append(kernel.matmul)
+            return kernel
+        if x.dtype == np.int8 and y.dtype == np.int8:
+            if bias is not None and bias.dtype != np.int32:
+                raise nk.unsupported(f"An int8 FULLY_CONNECTED has a {bias.dtype.name} bias, not int32")
+            in_scale, zp_in = _per_tensor(x, "fully connected input")
+            out_scale, zp_out = _per_tensor(y, "fully connected output")
+            qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
+            fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
+            int_kernel = fc(w, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange)
+            self.matmuls.append(int_kernel.matmul)
+            return int_kernel
+        raise nk.unsupported(f"The model uses FULLY_CONNECTED from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run")
+
+
+class NumpySession(Session):
+    """A TFLite model on numpy: per-thread slots whose buffers the slot owns."""
+
+    def __init__(self, model: bytes, micro: bool = False) -> None:
+        super().__init__()
+        self.backend_name = "numpy-micro" if micro else "numpy"
+        self._graph = parse(model)
+        planner = _Planner(self._graph, micro)
+        self._kernels = planner.plan()
+        x, y = self._graph.tensors[self._graph.input], self._graph.tensors[self._graph.output]
+        for t in (x, y):
+            if t.dtype.name not in ("float32", "int8", "uint8"):
+                raise nk.unsupported(f"The model's {t.name!r} tensor is {t.dtype.name}; digitkit runs float32, int8 or uint8")
+        self.inputs = [_info(x)]
+        self.outputs = [_info(y)]
+        self._input_shape, self._input_dtype = x.shape[1:], x.dtype
+        # Which accumulation each integer matrix product proved exact at load: "float32" or "int64".
+        self.accumulation = tuple("float32" if m.float32 else "int64" for m in planner.matmuls)
+
+    def tensor_details(self) -> list[dict[str, object]]:
+        """Every tensor of the model, as TFLite interpreters list them."""
+        return [
+            {
+                "index": t.index, "name": t.name, "dtype": t.dtype, "shape": np.array(t.shape, np.int32),
+                "shape_signature": np.array(t.signature, np.int32),
+                "quantization": (float(t.quant.scale[0]), int(t.quant.zero_point[0])) if t.quant.scale.size == 1 else (0.0, 0),
+                "quantization_parameters": {"scales": t.quant.scale.copy(), "zero_points": t.quant.zero_point.copy(),
+                                            "quantized_dimension": t.quant.axis},
+            }
+            for t in self._graph.tensors
+        ]
+
+    def _open_slot(self, batch: int) -> Slot:
+        x = np.zeros((batch,) + self._input_shape, self._input_dtype)
+        buffer, runs = x, []
+        for kernel in self._kernels:
+            run, buffer = kernel.make(batch, buffer)
+            runs.append(run)
+        return Slot(batch, x, buffer, _chain(tuple(runs)), zero_copy=True)
+
+
+def _chain(runs: tuple[Callable[[], None], ...]) -> Callable[[], None]:
+    def invoke() -> None:
+        for run in runs:
+            run()
+
+    return invoke
+
+
+def open_numpy(model: bytes, threads: Optional[int]) -> Session:
+    return NumpySession(model)
+
+
+def open_numpy_micro(model: bytes, threads: Optional[int]) -> Session:
+    return NumpySession(model, micro=True)

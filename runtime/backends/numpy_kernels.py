@@ -1,0 +1,375 @@
+"""The numpy backend's kernels, rounding as LiteRT's default x86 path (the XNNPACK delegate) does.
+
+Each kernel is built once per model (weights transposed, biases folded, scales and tables precomputed)
+and then ``make(batch, x)`` gives, per slot, a closure that reads ``x`` and writes a buffer it owns.
+Where a rounding step matters, the comment names the reference it follows:
+
+- int8 FULLY_CONNECTED (XNNPACK src/operators/fully-connected-nc.c, setup_scale_params_qx8_qcyw, and
+  src/qs8-qc8w-gemm/gen/*-minmax-fp32-scalar-fmagic.c): the int32 accumulator holds the bias with the
+  input zero point folded in (bias - zp_in * sum w); scale[c] = (float)(in_scale * w_scale[c]) / out_scale
+  in float32, in that order; out = rint_half_even(clamp((float)acc * scale[c], qmin - zp, qmax - zp)) + zp,
+  where [qmin, qmax] is the fused activation's range.
+- int8 SOFTMAX (TFLite tensorflow/lite/kernels/internal/optimized/optimized_ops.h, Softmax with
+  params.table, filled by PopulateSoftmaxLookupTable in activations.cc): table[255 - v] =
+  expf(-(in_scale * beta) * v) in float32; sum of table[255 - max + x] in float32, in order;
+  inv = 1.0f / (sum * out_scale); q = round_half_away(table * inv) + zp, clamped. (On aarch64 with clang
+  TFLite uses a uint16 lookup table instead, TFLITE_SOFTMAX_USE_UINT16_LUT; not followed here.)
+- hybrid FULLY_CONNECTED (TFLite fully_connected.cc EvalHybrid with tensor_utils::BatchQuantizeFloats and
+  MatrixBatchVectorMultiplyAccumulate): each input row is quantized to int8 (asymmetric or symmetric, as
+  the op's asymmetric_quantize_inputs says), the integer dot product is scaled by row_scale * w_scale and
+  added to the float bias.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+
+from ..errors import ArtifactError
+
+Run = Callable[[], None]
+F32 = np.float32
+# float32 holds every integer below 2^24 exactly: a float32 matrix product of integers is exact while
+# every partial sum stays below it. Tests lower it to 0 to force the int64 path.
+FLOAT32_EXACT_LIMIT = 1 << 24
+
+
+class Kernel(Protocol):
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        """A closure reading ``x`` (batch rows) and writing the returned buffer, which it owns."""
+        ...
+
+
+def unsupported(problem: str) -> ArtifactError:
+    return ArtifactError(problem, "Run it on the litert backend, or export it with `digitkit export`")
+
+
+# Fused activations (schema.fbs ActivationFunctionType) as a real-valued range.
+_ACTIVATIONS = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+
+
+def activation_range(code: int) -> tuple[float, float]:
+    if code not in _ACTIVATIONS:
+        raise unsupported(f"The model uses fused activation {code}, which the numpy backend does not run")
+    return _ACTIVATIONS[code]
+
+
+def quantized_range(code: int, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
+    """[qmin, qmax] of a fused activation on a quantized output (kernel_util.cc
+    CalculateActivationRangeQuantized: the bounds quantized with round-half-away, then clamped)."""
+    info = np.iinfo(dtype)
+    low, high = activation_range(code)
+
+    def q(v: float) -> int:
+        r = float(np.float32(v) / np.float32(scale))
+        return zero_point + int(np.copysign(np.floor(abs(r) + 0.5), r))
+
+    return max(int(info.min), q(low) if np.isfinite(low) else int(info.min)), min(
+        int(info.max), q(high) if np.isfinite(high) else int(info.max)
+    )
+
+
+class IntegerMatmul:
+    """acc = x @ w.T + bias for integer x (|x| <= x_max), int8 w, integer bias: exact, as an int32 would.
+
+    At load it proves, per output channel, sum|w| * x_max + |bias| < 2^24; then every partial sum of a
+    float32 product is an integer below 2^24, so a float32 BLAS product is exact. Otherwise it falls
+    back to int64 accumulation (wrapped to int32, as the native kernels wrap)."""
+
+    def __init__(self, w: np.ndarray, bias: np.ndarray, x_max: int) -> None:
+        w64 = w.astype(np.int64)
+        self.bias64 = bias.astype(np.int64)
+        bound = np.abs(w64).sum(axis=1) * x_max + np.abs(self.bias64)
+        self.float32 = bool(bound.max(initial=0) < FLOAT32_EXACT_LIMIT)
+        self.wt32 = np.ascontiguousarray(w.T, dtype=F32)
+        self.bias32 = self.bias64.astype(F32)
+        self.wt64 = np.ascontiguousarray(w64.T)
+        for array in (self.wt32, self.bias32, self.wt64, self.bias64):
+            array.flags.writeable = False
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        """A closure writing acc as float32 (exact integers on the float32 path) into the returned buffer."""
+        acc = np.empty((batch, self.wt32.shape[1]), F32)
+        if self.float32:
+            xf = np.empty(x.shape, F32)
+            wt, bias = self.wt32, self.bias32
+
+            def run() -> None:
+                np.copyto(xf, x, casting="unsafe")
+                np.matmul(xf, wt, out=acc)
+                np.add(acc, bias, out=acc)
+
+            return run, acc
+        wt64, bias64 = self.wt64, self.bias64
+
+        def run_int64() -> None:
+            total = np.matmul(x.astype(np.int64), wt64)
+            total += bias64
+            total += 1 << 31
+            total &= 0xFFFFFFFF
+            total -= 1 << 31  # int32 wrap-around
+            np.copyto(acc, total, casting="unsafe")  # int -> float32, round to nearest even
+
+        return run_int64, acc
+
+    def make_int(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        """The same sum as int64 values (for the fixed-point path)."""
+        out = np.empty((batch, self.wt32.shape[1]), np.int64)
+        if self.float32:
+            run_f, acc = self.make(batch, x)
+
+            def run() -> None:
+                run_f()
+                np.copyto(out, acc, casting="unsafe")
+
+            return run, out
+        wt64, bias64 = self.wt64, self.bias64
+
+        def run_int64() -> None:
+            np.matmul(x.astype(np.int64), wt64, out=out)
+            np.add(out, bias64, out=out)
+            np.add(out, 1 << 31, out=out)
+            np.bitwise_and(out, 0xFFFFFFFF, out=out)
+            np.subtract(out, 1 << 31, out=out)
+
+        return run_int64, out
+
+
+def folded_bias(w: np.ndarray, bias: Optional[np.ndarray], zp_in: int) -> np.ndarray:
+    """bias - zp_in * sum_k w[c, k]: the input zero point folded into the bias (XNNPACK's packing)."""
+    b = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    folded: np.ndarray = b - zp_in * w.astype(np.int64).sum(axis=1)
+    return folded
+
+
+class FullyConnectedFloat:
+    def __init__(self, w: np.ndarray, bias: Optional[np.ndarray], activation: int) -> None:
+        self.wt = np.ascontiguousarray(w.T, dtype=F32)
+        self.bias = None if bias is None else bias.astype(F32)
+        self.low, self.high = activation_range(activation)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        out = np.empty((batch, self.wt.shape[1]), F32)
+        wt, bias, low, high = self.wt, self.bias, F32(self.low), F32(self.high)
+        clamp_low, clamp_high = np.isfinite(low), np.isfinite(high)
+
+        def run() -> None:
+            np.matmul(x, wt, out=out)
+            if bias is not None:
+                np.add(out, bias, out=out)
+            if clamp_low:
+                np.maximum(out, low, out=out)
+            if clamp_high:
+                np.minimum(out, high, out=out)
+
+        return run, out
+
+
+class FullyConnectedInt8:
+    """int8 x int8 -> int8 with XNNPACK's fp32 requantization (see the module docstring)."""
+
+    def __init__(self, w: np.ndarray, w_scale: np.ndarray, bias: Optional[np.ndarray], in_scale: float, zp_in: int,
+                 out_scale: float, zp_out: int, qrange: tuple[int, int]) -> None:
+        self.matmul = IntegerMatmul(w, folded_bias(w, bias, zp_in), 128)
+        scales = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],))
+        self.scale = (F32(in_scale) * scales) / F32(out_scale)  # float32, in XNNPACK's order
+        if not np.all(self.scale < 256.0):
+            raise unsupported("A FULLY_CONNECTED requantization scale is 256 or more, which XNNPACK refuses")
+        self.low, self.high = F32(qrange[0] - zp_out), F32(qrange[1] - zp_out)
+        self.zp_out = F32(zp_out)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        run_acc, acc = self.matmul.make(batch, x)
+        out = np.empty(acc.shape, np.int8)
+        scale, low, high, zp = self.scale, self.low, self.high, self.zp_out
+
+        def run() -> None:
+            run_acc()
+            np.multiply(acc, scale, out=acc)
+            np.clip(acc, low, high, out=acc)
+            np.rint(acc, out=acc)  # half to even, as XNNPACK's magic-bias rounding
+            np.add(acc, zp, out=out, casting="unsafe")  # whole numbers in [-128, 127]: exact
+
+        return run, out
+
+
+def exp_table(in_scale: float, beta: float) -> np.ndarray:
+    """TFLite's PopulateSoftmaxLookupTable: table[255 - v] = expf(scale * v), scale = -in_scale * beta (float32).
+
+    expf is taken as exp in double rounded to float32, which is what glibc's expf returns for these
+    arguments (numpy's float32 exp differs in the last bit on some of them)."""
+    scale = F32(-F32(in_scale) * F32(beta))
+    args = scale * np.arange(256, dtype=F32)
+    table = np.exp(args.astype(np.float64)).astype(F32)[::-1].copy()
+    table.flags.writeable = False
+    return table
+
+
+class SoftmaxInt8:
+    """TFLite's optimized int8 softmax with its float exp table (see the module docstring)."""
+
+    def __init__(self, in_scale: float, beta: float, out_scale: float, zp_out: int) -> None:
+        self.table = exp_table(in_scale, beta)
+        self.out_scale = F32(out_scale)
+        self.zp_out = zp_out
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        out = np.empty(x.shape, np.int8)
+        table, out_scale, zp = self.table, self.out_scale, float(self.zp_out)
+        one = F32(1.0)
+
+        def run() -> None:
+            xi = x.astype(np.intp)
+            xi += 255
+            xi -= xi.max(axis=1, keepdims=True) - 255  # index 255 - max + x, in [0, 255]
+            e = table[xi]
+            total = np.add.accumulate(e, axis=1)[:, -1:]  # float32, left to right, as the C loop
+            inv = one / (total * out_scale)
+            p = (e * inv).astype(np.float64)  # float32 product, then exact in double
+            p += 0.5
+            np.floor(p, out=p)  # round half away from zero (p >= 0)
+            p += zp
+            np.clip(p, -128, 127, out=p)
+            np.copyto(out, p, casting="unsafe")
+
+        return run, out
+
+
+class SoftmaxFloat:
+    def __init__(self, beta: float) -> None:
+        self.beta = F32(beta)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        out = np.empty(x.shape, F32)
+        beta = self.beta
+
+        def run() -> None:
+            np.subtract(x, x.max(axis=1, keepdims=True), out=out)
+            if beta != 1:
+                np.multiply(out, beta, out=out)
+            np.exp(out, out=out)
+            np.divide(out, out.sum(axis=1, keepdims=True), out=out)
+
+        return run, out
+
+
+class Dequantize:
+    """int8/uint8 -> float32: (q - zp) * scale, one rounding (XNNPACK's convert and TFLite's reference agree)."""
+
+    def __init__(self, scale: float, zero_point: int) -> None:
+        self.scale, self.zp = F32(scale), F32(zero_point)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        out = np.empty(x.shape, F32)
+        scale, zp = self.scale, self.zp
+
+        def run() -> None:
+            np.subtract(x, zp, out=out, dtype=F32)
+            np.multiply(out, scale, out=out)
+
+        return run, out
+
+
+class Cast:
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        out = np.empty(x.shape, self.dtype)
+
+        def run() -> None:
+            np.copyto(out, x, casting="unsafe")
+
+        return run, out
+
+
+class Reshape:
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape  # per image
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        return (lambda: None), x.reshape((batch,) + self.shape)
+
+
+class QuantizeFloat:
+    """float32 -> int8/uint8 as XNNPACK's f32-qs8 convert: rint_half_even(clamp(x * (1 / scale))) + zp."""
+
+    def __init__(self, scale: float, zero_point: int, dtype: np.dtype) -> None:
+        info = np.iinfo(dtype)
+        self.inv, self.zp, self.dtype = F32(1.0) / F32(scale), F32(zero_point), dtype
+        self.low, self.high = F32(int(info.min) - zero_point), F32(int(info.max) - zero_point)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        tmp = np.empty(x.shape, F32)
+        out = np.empty(x.shape, self.dtype)
+        inv, zp, low, high = self.inv, self.zp, self.low, self.high
+
+        def run() -> None:
+            np.multiply(x, inv, out=tmp)
+            np.clip(tmp, low, high, out=tmp)
+            np.rint(tmp, out=tmp)
+            np.add(tmp, zp, out=out, casting="unsafe")
+
+        return run, out
+
+
+class FullyConnectedHybrid:
+    """float input, int8 weights, float output: TFLite's hybrid kernel (see the module docstring)."""
+
+    def __init__(self, w: np.ndarray, w_scale: np.ndarray, bias: Optional[np.ndarray], activation: int,
+                 asymmetric: bool) -> None:
+        self.matmul = IntegerMatmul(w, np.zeros(w.shape[0], np.int64), 128)
+        self.row_sums = w.astype(np.int64).sum(axis=1).astype(F32)  # exact: |sum| < 2^17
+        self.w_scale = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],)).copy()
+        self.bias = np.zeros(w.shape[0], F32) if bias is None else bias.astype(F32)
+        self.low, self.high = activation_range(activation)
+        self.asymmetric = asymmetric
+
+    def _quantize(self, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q (int8 values, as float32) and per-row (scale, offset): tensor_utils' BatchQuantizeFloats."""
+        lo = np.minimum(x.min(axis=1), F32(0)).astype(np.float64)
+        hi = np.maximum(x.max(axis=1), F32(0)).astype(np.float64)
+        flat = lo == hi
+        if self.asymmetric:
+            scale = np.where(flat, 1.0, (hi - lo) / 255.0)
+            zp_min, zp_max = -128.0 - lo / scale, 127.0 - hi / scale
+            use_min = (128.0 + np.abs(lo / scale)) < (127.0 + np.abs(hi / scale))
+            zp = np.where(use_min, zp_min, zp_max)
+            offset = np.where(zp <= -128, -128.0, np.where(zp >= 127, 127.0, np.copysign(np.floor(np.abs(zp) + 0.5), zp)))
+            offset = np.where(flat, 0.0, offset)
+            scale32 = scale.astype(F32)
+            inv = (F32(1.0) / scale32)[:, None]
+            v = (x * inv).astype(np.float64) + offset[:, None]  # float32 product; + offset exact in double
+            qmin, qmax = -128.0, 127.0
+        else:
+            rng = np.maximum(np.abs(lo), np.abs(hi))
+            scale32 = np.where(flat, F32(1.0), (rng / 127.0)).astype(F32)
+            inv = np.where(flat, 0.0, 127.0 / np.where(flat, 1.0, rng)).astype(F32)[:, None]
+            offset = np.zeros_like(lo)
+            v = (x * inv).astype(np.float64)
+            qmin, qmax = -127.0, 127.0
+        v = np.copysign(np.floor(np.abs(v) + 0.5), v)
+        np.clip(v, qmin, qmax, out=v)
+        np.copyto(q, v, casting="unsafe")
+        return scale32, offset.astype(F32)
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        q = np.empty(x.shape, np.int8)
+        run_acc, acc = self.matmul.make(batch, q)
+        out = np.empty(acc.shape, F32)
+        row_sums, w_scale, bias = self.row_sums, self.w_scale, self.bias
+        low, high = F32(self.low), F32(self.high)
+
+        def run() -> None:
+            scale, offset = self._quantize(x, q)
+            run_acc()
+            np.subtract(acc, offset[:, None] * row_sums, out=acc)  # minus offset * row sum: exact integers
+            np.multiply(scale[:, None], w_scale, out=out)
+            np.multiply(out, acc, out=out)
+            np.add(out, bias, out=out)
+            if np.isfinite(low):
+                np.maximum(out, low, out=out)
+            if np.isfinite(high):
+                np.minimum(out, high, out=out)
+
+        return run, out
