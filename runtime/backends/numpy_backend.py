@@ -21,6 +21,7 @@ from .numpy_flatbuffer import Graph, Operator, Table, Tensor, parse
 FULLY_CONNECTED, SOFTMAX, RESHAPE, QUANTIZE, DEQUANTIZE = 9, 25, 22, 114, 6
 OPTIONS = {FULLY_CONNECTED: 8, SOFTMAX: 9, RESHAPE: 17}  # BuiltinOptions union member of each op
 QUANT_TYPES = ("int8", "uint8")
+MAX_IMAGE_ELEMENTS = 1 << 20  # per image, for computed tensors: keeps a slot's buffers small
 
 
 def _info(t: Tensor) -> TensorInfo:
@@ -91,6 +92,8 @@ class _Planner:
         features_in, features_out = x.shape[1:], y.shape[1:]
         if len(x.shape) < 1 or len(y.shape) < 1:
             raise nk.unsupported(f"Operator {op.index} ({op.name}) works on scalars")
+        if int(np.prod(features_out)) > MAX_IMAGE_ELEMENTS:
+            raise nk.unsupported(f"Operator {op.index} ({op.name}) computes {list(y.shape)}, over {MAX_IMAGE_ELEMENTS} values an image")
         if op.code == FULLY_CONNECTED:
             return self._fully_connected(op, x, y)
         if op.code == SOFTMAX:
