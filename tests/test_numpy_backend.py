@@ -109,22 +109,21 @@ def test_a_lower_limit_forces_int64_accumulation(export_dir, monkeypatch):
     assert isinstance(session, NumpySession) and session.accumulation == ("int64",) * 3
 
 
+def _hammer(model, x: np.ndarray, sizes: tuple[int, ...], expected: dict, errors: list, offset: int) -> None:
+    for round_ in range(25):
+        n = sizes[(offset + round_) % len(sizes)]
+        if not np.array_equal(model.predict_proba(x[:n]), expected[n]):
+            errors.append(f"batch {n} differs")
+
+
 def test_threads_with_mixed_batch_sizes_match_sequential_runs(export_dir, mnist_test):
     x = mnist_test[0][:600].reshape(-1, 784)
+    sizes = (1, 7, 64, 1, 200, 3)
     for mode in ("int8", "fp32"):
         model = load(artifact(export_dir, mode), backend="numpy")
-        sizes = (1, 7, 64, 1, 200, 3)
         expected = {n: model.predict_proba(x[:n]) for n in sizes}
         errors: list[str] = []
-
-        def worker(offset: int) -> None:
-            for round_ in range(25):
-                n = sizes[(offset + round_) % len(sizes)]
-                got = model.predict_proba(x[:n])
-                if not np.array_equal(got, expected[n]):
-                    errors.append(f"batch {n} differs")
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        threads = [threading.Thread(target=_hammer, args=(model, x, sizes, expected, errors, i)) for i in range(6)]
         for t in threads:
             t.start()
         for t in threads:

@@ -81,7 +81,8 @@ class IntegerMatmul:
         self.bias64 = bias.astype(np.int64)
         bound = np.abs(w64).sum(axis=1) * x_max + np.abs(self.bias64)
         self.float32 = bool(bound.max(initial=0) < FLOAT32_EXACT_LIMIT)
-        self.wt32 = np.ascontiguousarray(w.T, dtype=F32)
+        # The bias rides in the product as one more input column of ones: still exact under the bound.
+        self.wt32 = np.ascontiguousarray(np.concatenate([w.T, self.bias64[None, :]]), dtype=F32)
         self.bias32 = self.bias64.astype(F32)
         self.wt64 = w64.T  # a view of the (N, K) rows: numpy's integer matmul runs far faster on it
         for array in (self.wt32, self.bias32, self.wt64, self.bias64):
@@ -91,13 +92,13 @@ class IntegerMatmul:
         """A closure writing acc as float32 (exact integers on the float32 path) into the returned buffer."""
         acc = np.empty((batch, self.wt32.shape[1]), F32)
         if self.float32:
-            xf = np.empty(x.shape, F32)
-            wt, bias = self.wt32, self.bias32
+            xf = np.ones((batch, x.shape[1] + 1), F32)
+            xin = xf[:, :-1]
+            wt = self.wt32
 
             def run() -> None:
-                np.copyto(xf, x, casting="unsafe")
+                np.copyto(xin, x, casting="unsafe")
                 np.matmul(xf, wt, out=acc)
-                np.add(acc, bias, out=acc)
 
             return run, acc
         wt64, bias64 = self.wt64, self.bias64
@@ -220,17 +221,13 @@ class SoftmaxInt8:
 
         def run() -> None:
             xi = x.astype(np.intp)
-            xi += 255
-            xi -= xi.max(axis=1, keepdims=True) - 255  # index 255 - max + x, in [0, 255]
-            e = table[xi]
+            e = table[xi - (xi.max(axis=1, keepdims=True) - 255)]  # table[255 - max + x]
             total = np.add.accumulate(e, axis=1)[:, -1:]  # float32, left to right, as the C loop
-            inv = one / (total * out_scale)
-            p = (e * inv).astype(np.float64)  # float32 product, then exact in double
+            p = np.multiply(e, one / (total * out_scale), dtype=np.float64)  # float32 product, exact in double
             p += 0.5
             np.floor(p, out=p)  # round half away from zero (p >= 0)
-            p += zp
-            np.clip(p, -128, 127, out=p)
-            np.copyto(out, p, casting="unsafe")
+            np.minimum(p, 127 - zp, out=p)
+            np.add(p, zp, out=out, casting="unsafe")
 
         return run, out
 

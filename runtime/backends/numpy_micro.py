@@ -222,6 +222,14 @@ class Requantize:
         out = np.empty(x.shape, self.dtype)
         same, q, shift, zp_in, zp_out, low, high = self.same, self.q, self.shift, self.zp_in, self.zp_out, self.low, self.high
 
+        if same and zp_in - zp_out == 128 and x.dtype == np.uint8 and self.dtype == np.int8:
+            out_bytes = out.view(np.uint8)
+
+            def flip() -> None:  # x - 128 as int8: the top bit flipped
+                np.bitwise_xor(x, np.uint8(0x80), out=out_bytes)
+
+            return flip, out
+
         def run() -> None:
             v = x.astype(np.int32) - zp_in if same else multiply_by_quantized_multiplier(x.astype(I64) - zp_in, q, shift)
             v += zp_out
