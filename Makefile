@@ -8,12 +8,12 @@ DIGITKIT := $(VENV)/bin/digitkit
 RUNS ?= runs
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
-	$(PIP) install --quiet -c constraints.txt -e ".[train,litert,onnxruntime,images,report,test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,litert,onnxruntime,images,report,test,lint]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,7 +25,19 @@ demo: $(STAMP)
 	$(DIGITKIT) predict $(RUNS)/sample-digit.png --model $(RUNS)/export/digit_mlp_int8.tflite
 	$(DIGITKIT) verify $(RUNS)/export --report $(RUNS)/report --json $(RUNS)/verify.json
 
-test: $(STAMP)
+# ruff (lint, import order, format), the import-linter contracts (layers; nothing heavy in the runtime;
+# device commands never import the export layer) and mypy (strict for the runtime). mypy reads the
+# folders through links named as they install (digitkit.runtime, ...), which the editable install hides.
+TYPECHECK := build/typecheck
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/digitkit
+	for d in runtime export toolkit; do ln -s $(CURDIR)/$$d $(TYPECHECK)/digitkit/$$d; done
+	cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p digitkit.runtime -p digitkit.export -p digitkit.toolkit
+
+test: lint
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

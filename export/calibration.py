@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitkit.runtime.errors import InputError
+from digitkit.runtime.manifest import Calibration
 
 
 @dataclass
@@ -20,7 +21,7 @@ class CalibrationSet:
     seed: int
 
     @classmethod
-    def from_training_set(cls, x_train: np.ndarray, size: int = 500, seed: int = 0) -> "CalibrationSet":
+    def from_training_set(cls, x_train: np.ndarray, size: int = 500, seed: int = 0) -> CalibrationSet:
         if not 1 <= size <= len(x_train):
             raise InputError(f"--calibration-size must be between 1 and {len(x_train)}, got {size}", "Pass a few hundred, e.g. 500")
         indices = np.sort(np.random.default_rng(seed).choice(len(x_train), size=size, replace=False))
@@ -48,10 +49,6 @@ class CalibrationSet:
 
         return Reader()
 
-    def describe(self) -> dict:
-        return {
-            "source": "MNIST training set",
-            "samples": int(len(self.indices)),
-            "seed": int(self.seed),
-            "indices_sha256": hashlib.sha256(self.indices.astype("<i8").tobytes()).hexdigest(),
-        }
+    def describe(self) -> Calibration:
+        digest = hashlib.sha256(self.indices.astype("<i8").tobytes()).hexdigest()
+        return Calibration("MNIST training set", len(self.indices), int(self.seed), digest)

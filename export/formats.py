@@ -1,12 +1,19 @@
-"""The one table of export targets. It drives the CLI's flags and their validation, the docs
-(`python -m digitkit.export.formats` prints the Markdown table), export, and verification."""
+"""The one table of export targets. It drives export, the CLI's mode flags, their help and their
+validation, and the docs: `python -m digitkit.export.formats` prints the Markdown table, and a test
+holds the README's and docs/manifest.md's copies to it. Verification runs what a manifest lists (a
+device has no export layer); the tests check that it covers every row of this table."""
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from digitkit.runtime.errors import InputError
+
+if TYPE_CHECKING:
+    from .context import ExportContext
+    from .manifest import ConverterInfo
 
 FORMATS = ("tflite", "onnx")
 
@@ -36,9 +43,10 @@ class ExportTarget:
     quantization: str
     io: str
 
-    def export_function(self) -> Callable:
+    def export_function(self) -> Callable[[ExportContext, Path], ConverterInfo]:
         module, _, name = self.exporter.partition(":")
-        return getattr(importlib.import_module(module), name)
+        function: Callable[[ExportContext, Path], ConverterInfo] = getattr(importlib.import_module(module), name)
+        return function
 
 
 TARGETS = (
@@ -78,7 +86,7 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
     for mode in chosen_modes:
         if mode not in MODES:
             raise InputError(f"Unknown mode {mode!r}", f"Use one of: {', '.join(MODES)}")
-    for flag in dict.fromkeys(MODES[m].flag for m in chosen_modes if MODES[m].flag):
+    for flag in dict.fromkeys(f for m in chosen_modes if (f := MODES[m].flag) is not None):
         available = list(dict.fromkeys(f for m in modes_of_flag(flag) if m in chosen_modes for f in formats_with(m)))
         if formats and not any(fmt in chosen_formats for fmt in available):
             raise InputError(

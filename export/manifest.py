@@ -1,35 +1,73 @@
-"""Writing the manifest (docs/manifest.md). Reading it is the runtime's job: digitkit.runtime.manifest."""
+"""Building the manifest (docs/manifest.md) from what an export run produced. Its types, reading and
+checking live in the runtime: digitkit.runtime.manifest."""
 from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from digitkit.runtime.backends.base import TensorInfo
 from digitkit.runtime.hashing import sha256_file
+from digitkit.runtime.manifest import (
+    ArtifactEntry,
+    Calibration,
+    Host,
+    Manifest,
+    Probabilities,
+    SourceModel,
+    TestSet,
+    Tool,
+    TrainingSummary,
+)
 from digitkit.runtime.version import __version__ as digitkit_version
-from digitkit.runtime.manifest import PREPROCESSING, SCHEMA_NAME, SCHEMA_VERSION
 
 from .formats import ExportTarget
 
 REFERENCE_PROBABILITIES = "reference_probabilities.npy"
 
 
-def artifact_entry(target: ExportTarget, path: Path, inputs: list[TensorInfo], outputs: list[TensorInfo], info: dict) -> dict:
-    return {
-        "file": path.name,
-        "format": target.format,
-        "mode": target.mode,
-        "sha256": sha256_file(path),
-        "size_bytes": path.stat().st_size,
-        "quantization": target.quantization,
-        "inputs": [t.to_json() for t in inputs],
-        "outputs": [t.to_json() for t in outputs],
-        **info,
-    }
+@dataclass(frozen=True)
+class ConverterInfo:
+    """What an exporter reports about the tools that made its file."""
+
+    converter: Tool
+    quantizer: Optional[Tool] = None
+    opset: Optional[int] = None
+    onnx_version: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference model's results on the test set, as the export run computed them."""
+
+    model_path: Path
+    predictions: np.ndarray  # (N,) digits
+    probabilities_path: Path  # the saved (N, 10) float32 probabilities
+    probabilities_shape: tuple[int, ...]
+    training: Optional[Mapping[str, Any]] = None  # the training.json record, when there is one
+
+
+def artifact_entry(
+    target: ExportTarget, path: Path, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], info: ConverterInfo
+) -> ArtifactEntry:
+    return ArtifactEntry(
+        file=path.name,
+        format=target.format,
+        mode=target.mode,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        quantization=target.quantization,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        converter=info.converter,
+        quantizer=info.quantizer,
+        opset=info.opset,
+        onnx_version=info.onnx_version,
+    )
 
 
 def predictions_string(predictions: np.ndarray) -> str:
@@ -38,35 +76,31 @@ def predictions_string(predictions: np.ndarray) -> str:
 
 
 def build_manifest(
-    artifacts: list[dict],
-    source_model: Path,
+    artifacts: Sequence[ArtifactEntry],
+    reference: Reference,
     test_accuracy: float,
-    predictions: np.ndarray,
-    probabilities_path: Path,
-    calibration: dict,
-    data_sha256: dict,
-    training: Optional[dict],
-    versions: dict,
-) -> dict:
-    source = {
-        "file": source_model.name,
-        "sha256": sha256_file(source_model),
-        "framework": "keras",
-        "test_accuracy": round(float(test_accuracy), 6),
-        "test_predictions": predictions_string(predictions),
-        "test_probabilities": {"file": probabilities_path.name, "sha256": sha256_file(probabilities_path), "dtype": "float32", "shape": [int(d) for d in np.load(probabilities_path, mmap_mode="r").shape]},
-    }
-    if training:
-        source["training"] = {k: training[k] for k in ("config", "epochs", "test_accuracy", "train_seconds") if k in training}
-    return {
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "digitkit_version": digitkit_version,
-        "host": {"machine": platform.machine(), "python": platform.python_version(), **versions},
-        "preprocessing": PREPROCESSING,
-        "test_set": {"name": "MNIST t10k", "images": len(predictions), "mnist_files_sha256": data_sha256},
-        "source_model": source,
-        "calibration": calibration,
-        "artifacts": artifacts,
-    }
+    calibration: Calibration,
+    data_sha256: Mapping[str, str],
+    versions: Mapping[str, str],
+) -> Manifest:
+    training = TrainingSummary.from_record(reference.training) if reference.training else None
+    source = SourceModel(
+        file=reference.model_path.name,
+        sha256=sha256_file(reference.model_path),
+        framework="keras",
+        test_accuracy=round(float(test_accuracy), 6),
+        test_predictions=predictions_string(reference.predictions),
+        test_probabilities=Probabilities(
+            reference.probabilities_path.name, sha256_file(reference.probabilities_path), "float32", reference.probabilities_shape
+        ),
+        training=training,
+    )
+    return Manifest(
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        digitkit_version=digitkit_version,
+        host=Host(platform.machine(), platform.python_version(), dict(versions)),
+        test_set=TestSet("MNIST t10k", len(reference.predictions), dict(data_sha256)),
+        source_model=source,
+        artifacts=tuple(artifacts),
+        calibration=calibration,
+    )

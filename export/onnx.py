@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from digitkit.runtime.manifest import Tool
+
 from .context import ExportContext
+from .manifest import ConverterInfo
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
@@ -39,23 +42,19 @@ def _rename_output(proto, name: str) -> None:
     proto.graph.output[0].name = name
 
 
-def _converter_info(ctx: ExportContext, quantizer: bool = False) -> dict:
+def _converter_info(ctx: ExportContext, quantizer: bool = False) -> ConverterInfo:
     import onnx
     import tf2onnx
 
-    info = {
-        "converter": {"name": "tf2onnx", "version": tf2onnx.__version__},
-        "opset": ctx.onnx_opset,
-        "onnx_version": onnx.__version__,
-    }
+    used = None
     if quantizer:
         import onnxruntime
 
-        info["quantizer"] = {"name": "onnxruntime.quantization", "version": onnxruntime.__version__}
-    return info
+        used = Tool("onnxruntime.quantization", onnxruntime.__version__)
+    return ConverterInfo(Tool("tf2onnx", tf2onnx.__version__), used, ctx.onnx_opset, onnx.__version__)
 
 
-def export_fp32(ctx: ExportContext, path: Path) -> dict:
+def export_fp32(ctx: ExportContext, path: Path) -> ConverterInfo:
     import onnx
 
     onnx.save_model(fp32_model(ctx), str(path))
@@ -71,7 +70,7 @@ def _fp32_file(ctx: ExportContext) -> Path:
     return path
 
 
-def export_int8(ctx: ExportContext, path: Path) -> dict:
+def export_int8(ctx: ExportContext, path: Path) -> ConverterInfo:
     """Static QDQ quantization, per-channel int8 weights, int8 activations, MinMax calibration."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -88,7 +87,7 @@ def export_int8(ctx: ExportContext, path: Path) -> dict:
     return _converter_info(ctx, quantizer=True)
 
 
-def export_dynamic(ctx: ExportContext, path: Path) -> dict:
+def export_dynamic(ctx: ExportContext, path: Path) -> ConverterInfo:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)

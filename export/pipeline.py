@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from digitkit.runtime.errors import ArtifactError
+from digitkit.runtime.errors import ArtifactError, DigitkitError, ExportError
+from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
 from digitkit.runtime.manifest import MANIFEST_NAME
+from digitkit.runtime.quiet import quiet_output
 
-from .atomic import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
 from .calibration import CalibrationSet
 from .context import ExportContext
 from .formats import ExportTarget
-from .quiet import quiet_output
-from .manifest import REFERENCE_PROBABILITIES, artifact_entry, build_manifest
+from .manifest import REFERENCE_PROBABILITIES, ConverterInfo, Reference, artifact_entry, build_manifest
 from .tf_env import import_tensorflow
 
 
-@dataclass
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything one export run needs, gathered by the caller (the CLI or a test)."""
+
+    model_path: Path
+    out_dir: Path
+    targets: Sequence[ExportTarget]
+    calibration: CalibrationSet
+    test_images: np.ndarray  # uint8 (N, 28, 28)
+    test_labels: np.ndarray
+    data_sha256: Mapping[str, str]
+    training: Optional[Mapping[str, Any]] = None  # the training.json record beside the model
+    onnx_opset: int = 17
+
+
+@dataclass(frozen=True)
 class ExportedArtifact:
     target: ExportTarget
     path: Path
@@ -32,12 +47,12 @@ class ExportedArtifact:
     seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportResult:
     out_dir: Path
     manifest_path: Path
     source_accuracy: float
-    artifacts: list = field(default_factory=list)
+    artifacts: tuple[ExportedArtifact, ...]
 
 
 def require_model_file(path: Path) -> Path:
@@ -72,40 +87,30 @@ def load_keras_model(path: Path):
     return tf, model
 
 
-def run_export(
-    model_path: Path,
-    out_dir: Path,
-    targets: list,
-    calibration: CalibrationSet,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    data_sha256: dict,
-    training: Optional[dict] = None,
-    onnx_opset: int = 17,
-) -> ExportResult:
-    model_path = Path(model_path)
-    out_dir = ensure_writable_dir(Path(out_dir))
-    tf, model = load_keras_model(model_path)
+def run_export(request: ExportRequest) -> ExportResult:
+    out_dir = ensure_writable_dir(Path(request.out_dir))
+    tf, model = load_keras_model(Path(request.model_path))
     import keras
 
     from digitkit.runtime import load
 
+    x_test, y_test = request.test_images, request.test_labels
     x_test_flat = x_test.reshape(len(x_test), 784).astype(np.float32) / np.float32(255.0)
     staging = new_staging_dir(out_dir)
     try:
-        ctx = ExportContext(model=model, tf=tf, calibration=calibration, staging=staging, onnx_opset=onnx_opset)
+        ctx = ExportContext(model=model, tf=tf, calibration=request.calibration, staging=staging, onnx_opset=request.onnx_opset)
         probabilities = np.asarray(model.predict(x_test_flat, batch_size=1000, verbose=0), dtype=np.float32)
         predictions = probabilities.argmax(axis=1)
         source_accuracy = float((predictions == y_test).mean())
         probabilities_path = staging / REFERENCE_PROBABILITIES
         np.save(probabilities_path, probabilities)
+        reference = Reference(Path(request.model_path), predictions, probabilities_path, probabilities.shape, request.training)
 
         entries, exported = [], []
-        for target in targets:
+        for target in request.targets:
             path = ctx.staged(target.filename)
             started = time.perf_counter()
-            with quiet_output():
-                info = target.export_function()(ctx, path)
+            info = _convert(target, ctx, path)
             seconds = time.perf_counter() - started
             with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2
                 runtime_model = load(path, verify_hash=False)
@@ -113,19 +118,29 @@ def run_export(
             entries.append(artifact_entry(target, path, runtime_model.session.inputs, runtime_model.session.outputs, info))
             exported.append(ExportedArtifact(target, out_dir / target.filename, path.stat().st_size, accuracy, runtime_model.backend, seconds))
 
-        manifest = build_manifest(
-            entries,
-            source_model=model_path,
-            test_accuracy=source_accuracy,
-            predictions=predictions,
-            probabilities_path=probabilities_path,
-            calibration=calibration.describe(),
-            data_sha256=data_sha256,
-            training=training,
-            versions={"tensorflow": tf.__version__, "keras": keras.__version__},
-        )
-        write_json_atomic(staging / MANIFEST_NAME, manifest)
-        publish([staging / e["file"] for e in entries] + [probabilities_path, staging / MANIFEST_NAME], out_dir)
+        versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
+        manifest = build_manifest(entries, reference, source_accuracy, request.calibration.describe(), request.data_sha256, versions)
+        write_json_atomic(staging / MANIFEST_NAME, manifest.to_json())
+        publish([staging / e.file for e in entries] + [probabilities_path, staging / MANIFEST_NAME], out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out_dir=out_dir, manifest_path=out_dir / MANIFEST_NAME, source_accuracy=source_accuracy, artifacts=exported)
+    return ExportResult(out_dir, out_dir / MANIFEST_NAME, source_accuracy, tuple(exported))
+
+
+def _convert(target: ExportTarget, ctx: ExportContext, path: Path) -> ConverterInfo:
+    """Run one exporter quietly; a crash becomes an ExportError naming the target and quoting the
+    converter's last lines (what Ultralytics' try_export shows)."""
+    with quiet_output() as captured:
+        try:
+            return target.export_function()(ctx, path)
+        except DigitkitError:
+            raise
+        except Exception as exc:
+            failure = exc
+    said = captured.tail(3)
+    detail = f"{type(failure).__name__}: {str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+    quoted = f"; the converter said: {' | '.join(said)}" if said else ""
+    raise ExportError(
+        f"Export to {target.format} {target.mode} ({target.filename}) failed: {detail}{quoted}",
+        "Rerun with --debug for the traceback; other targets can be exported alone with --format",
+    ) from failure

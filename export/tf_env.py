@@ -14,7 +14,7 @@ def import_tensorflow():
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
-    from .quiet import quiet_output
+    from digitkit.runtime.quiet import quiet_output
 
     try:
         with quiet_output():  # absl writes start-up notices straight to fd 2

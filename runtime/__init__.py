@@ -19,7 +19,21 @@ from .manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, read_manifest
 from .model import DigitModel, load
 
 __all__ = [
-    "load", "DigitModel", "BACKENDS", "backends_for", "register_backend", "Manifest", "read_manifest",
-    "MANIFEST_NAME", "SCHEMA_VERSION", "DigitkitError", "ArtifactError", "BackendUnavailableError",
-    "DataError", "HashMismatchError", "ImageError", "InputError", "SchemaVersionError",
+    "BACKENDS",
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "ArtifactError",
+    "BackendUnavailableError",
+    "DataError",
+    "DigitModel",
+    "DigitkitError",
+    "HashMismatchError",
+    "ImageError",
+    "InputError",
+    "Manifest",
+    "SchemaVersionError",
+    "backends_for",
+    "load",
+    "read_manifest",
+    "register_backend",
 ]

@@ -46,3 +46,15 @@ class InputError(DigitkitError):
 
 class ImageError(DigitkitError):
     """A file that cannot be read as an image of a digit."""
+
+
+class ExportError(DigitkitError):
+    """A converter failed on a target: the message names the target and quotes the converter."""
+
+    exit_code = 1
+
+
+class GateError(DigitkitError):
+    """Verification ran and an artifact failed a parity gate: a result, not bad input."""
+
+    exit_code = 1

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import BackendUnavailableError, ImageError
 
@@ -38,7 +39,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 _FIX_IMAGE = "Pass a PNG, JPEG, BMP, GIF, TIFF, WebP or PNM image of one digit"
 
 
-def _pillow():
+def _pillow() -> tuple[Any, Any]:
     """Pillow's modules, imported on first use so the runtime itself needs only numpy."""
     try:
         from PIL import Image, ImageOps
@@ -168,7 +169,7 @@ def _read_gray(path: Path) -> np.ndarray:
             raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
 
 
-def _too_large(path: Path, size, limit: int) -> ImageError:
+def _too_large(path: Path, size: Optional[tuple[int, int]], limit: int) -> ImageError:
     claimed = f" ({size[0]}x{size[1]} pixels)" if size else ""
     return ImageError(
         f"{path} is too large to read{claimed}; the limit is {limit:,} pixels",
@@ -185,10 +186,11 @@ def _shrink(gray: np.ndarray) -> np.ndarray:
     if height == 0 or width == 0:  # a sliver thinner than the factor: keep it whole
         return gray
     blocks = gray[:height, :width].reshape(height // factor, factor, width // factor, factor)
-    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float64)
+    shrunk: np.ndarray = blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float64)
+    return shrunk
 
 
-def _gray_array(img) -> np.ndarray:
+def _gray_array(img: Any) -> np.ndarray:
     """8-bit grayscale in the image's own polarity; high-depth modes scaled by their maximum."""
     mode = img.mode
     if mode == "L":
@@ -221,13 +223,14 @@ def _composite(rgba: np.ndarray) -> np.ndarray:
     weight = alpha.sum()
     ink = (alpha * luma).sum() / weight if weight > 0 else 0.0
     background = 255.0 if ink < 128.0 else 0.0
-    return alpha * luma + (1.0 - alpha) * background
+    flat: np.ndarray = alpha * luma + (1.0 - alpha) * background
+    return flat
 
 
 # --- the MNIST transform -------------------------------------------------------------------------
 
 
-def _as_levels(gray) -> np.ndarray:
+def _as_levels(gray: ArrayLike) -> np.ndarray:
     """Validate and return grayscale as float64 on 0-255."""
     array = np.asarray(gray)
     if array.ndim != 2 or array.size == 0:
@@ -245,7 +248,8 @@ def _as_levels(gray) -> np.ndarray:
     if low < 0.0 or high > 255.0:  # 16-bit and other wide ranges: stretch to 8 bits
         values = values - min(low, 0.0)
         span = values.max()
-        return values * (255.0 / span) if span > 0 else values
+        stretched: np.ndarray = values * (255.0 / span) if span > 0 else values
+        return stretched
     return values
 
 
@@ -256,7 +260,7 @@ def _ring(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
 
 
-def _to_mnist(gray, name: str) -> np.ndarray:
+def _to_mnist(gray: ArrayLike, name: str) -> np.ndarray:
     original = gray
     values = _as_levels(gray)
     ring = _ring(values)
@@ -276,7 +280,7 @@ def _to_mnist(gray, name: str) -> np.ndarray:
         if not inverted and isinstance(original, np.ndarray) and original.dtype == np.uint8:
             return original.copy()  # already MNIST form: bit for bit
         if not inverted:
-            return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+            return _to_uint8(values)
         return _to_uint8(ink * (255.0 / peak))
     return _normalise(ink / peak)
 
@@ -308,4 +312,5 @@ def _normalise(ink: np.ndarray) -> np.ndarray:
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return pixels

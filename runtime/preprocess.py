@@ -5,12 +5,16 @@ input with scale 1/255 and zero point -128 by flipping the top bit.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .backends.base import Slot, TensorInfo
 from .errors import InputError
 
 PIXELS = 784
+Writer = Callable[[np.ndarray, Slot], None]
 
 
 _UINT8 = np.dtype(np.uint8)
@@ -19,7 +23,7 @@ _ONE_BITS = np.uint32(0x3F800000)  # float32 1.0: every float32 in [+0, 1] is at
 _INV255 = np.float32(1.0 / 255.0)
 
 
-def as_batch(x) -> np.ndarray:
+def as_batch(x: ArrayLike) -> np.ndarray:
     """(N, 784) float32 in [0, 1] or uint8, from one image or a batch, flat or 28x28.
 
     The common cases (a uint8 or float32 ndarray of a known shape) take a path of a few attribute
@@ -41,7 +45,7 @@ def as_batch(x) -> np.ndarray:
     return _checked_batch(x)
 
 
-def _checked_batch(x) -> np.ndarray:
+def _checked_batch(x: ArrayLike) -> np.ndarray:
     array = np.asarray(x)
     if array.dtype == np.uint8:
         pass
@@ -85,7 +89,8 @@ def quantize_input(batch: np.ndarray, info: TensorInfo) -> np.ndarray:
     values = np.multiply(batch, _INV255, dtype=np.float32) if batch.dtype == _UINT8 else batch
     limits = np.iinfo(info.dtype)
     q = np.rint(values / np.float32(info.scale)) + info.zero_point
-    return np.clip(q, limits.min, limits.max).astype(info.dtype)
+    quantized: np.ndarray = np.clip(q, limits.min, limits.max).astype(info.dtype)
+    return quantized
 
 
 _TOP_BIT = np.uint8(0x80)
@@ -93,7 +98,7 @@ _255 = np.float32(255.0)
 _128 = np.float32(128.0)
 
 
-def input_writer(info: TensorInfo):
+def input_writer(info: TensorInfo) -> Writer:
     """A function writing a checked batch into a slot's input buffer, chosen once per model.
 
     Each writes straight into the slot (the backend's own input tensor where it allows that): uint8
@@ -135,7 +140,7 @@ def input_writer(info: TensorInfo):
     return write_quantized
 
 
-def output_reader(info: TensorInfo):
+def output_reader(info: TensorInfo) -> Callable[[np.ndarray], np.ndarray]:
     """A function from the output buffer to float32 probabilities the caller owns, chosen once per model."""
     if not info.quantized:
         if info.dtype == "float32":
@@ -150,4 +155,5 @@ def dequantization_table(info: TensorInfo) -> np.ndarray:
     Entry i holds the code whose byte is i, so the table is indexed by the raw int8 value
     (negative indices count from the end) or by the raw uint8 value alike."""
     codes = np.arange(256, dtype=np.uint8).view(np.dtype(info.dtype)).astype(np.float32)
-    return (codes - np.float32(info.zero_point)) * np.float32(info.scale)
+    table: np.ndarray = (codes - np.float32(info.zero_point)) * np.float32(info.scale)
+    return table

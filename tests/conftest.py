@@ -53,17 +53,15 @@ def export_dir(seed_model_dir, mnist, tmp_path_factory) -> Path:
     """Every target of the export table (fp32, fp16, dynamic, int8; TFLite and ONNX) with its manifest."""
     from digitkit.export.calibration import CalibrationSet
     from digitkit.export.formats import TARGETS
-    from digitkit.export.pipeline import run_export
+    from digitkit.export.pipeline import ExportRequest, run_export
     from digitkit.toolkit.data import data_checksums
     from digitkit.toolkit.training import read_record
 
     (x_train, _), (x_test, y_test) = mnist
     out = tmp_path_factory.mktemp("export")
     model = seed_model_dir / "model.keras"
-    run_export(
-        model, out, list(TARGETS), CalibrationSet.from_training_set(x_train, 500, 0), x_test, y_test,
-        data_checksums(), training=read_record(model),
-    )
+    calibration = CalibrationSet.from_training_set(x_train, 500, 0)
+    run_export(ExportRequest(model, out, TARGETS, calibration, x_test, y_test, data_checksums(), read_record(model)))
     return out
 
 

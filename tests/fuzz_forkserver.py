@@ -15,9 +15,8 @@ import signal
 import sys
 import tempfile
 
-import numpy as np
-
 import ai_edge_litert.interpreter  # noqa: F401  imported once, before forking
+import numpy as np
 import onnxruntime  # noqa: F401
 
 from digitkit.runtime import load

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
 from digitkit.export.formats import TARGETS
-from helpers import ROOT
 
 pytestmark = pytest.mark.slow
 

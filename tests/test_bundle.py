@@ -10,7 +10,9 @@ import tarfile
 import pytest
 from typer.testing import CliRunner
 
+from digitkit.runtime.manifest import read_manifest
 from digitkit.toolkit.cli import app
+from digitkit.toolkit.data import TEST_FILES
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -30,8 +32,9 @@ def test_bundle_holds_what_a_device_needs(bundle_dir):
             "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"} <= names
     assert any(n.startswith("digitkit-") and n.endswith(".whl") for n in names)
     assert not any("fp32" in n for n in names)
-    manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    assert [a["mode"] for a in manifest["artifacts"]] == ["int8", "int8"]
+    manifest = read_manifest(bundle_dir)
+    assert [a.mode for a in manifest.artifacts] == ["int8", "int8"]
+    assert manifest.bundle is not None and manifest.bundle.wheel is not None and set(manifest.bundle.parity_set) == set(TEST_FILES)
     readme = (bundle_dir / "README.md").read_text()
     assert "[litert,cli]" in readme and "[tflite,cli]" in readme and "python3-numpy" in readme
     with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
@@ -42,7 +45,9 @@ def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
     result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir), "--json", str(tmp_path / "v.json")])
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "v.json").read_text())["results"]
-    assert {(r["file"], r["backend"]) for r in rows} == {("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime")}
+    assert {(r["file"], r["backend"]) for r in rows} == {
+        ("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.tflite", "numpy"), ("digit_mlp_int8.onnx", "onnxruntime"),
+    }
     result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir.with_name("pi.tar.gz"))])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["bench", "--bundle", str(bundle_dir), "--seconds", "0.1", "--batch-sizes", "1,100", "--json"])
@@ -74,14 +79,15 @@ def test_altered_or_missing_files_are_refused(bundle_dir, tmp_path):
 
 def test_newer_manifest_schema_is_refused(bundle_dir, tmp_path):
     target = copy(bundle_dir, tmp_path)
-    manifest = json.loads((target / "manifest.json").read_text())
+    manifest = read_manifest(target).to_json()
     manifest["schema_version"] = 99
     (target / "manifest.json").write_text(json.dumps(manifest))
     one_line_exit_2(runner.invoke(app, ["verify", "--bundle", str(target)]), "Upgrade digitkit")
 
 
-def test_a_device_without_any_backend_is_told_which_extra_to_install(bundle_dir, tmp_path):
-    """A clean venv with the bundle's wheel and its CLI extra, but no runtime backend."""
+def test_a_device_without_native_backends_runs_tflite_on_numpy_and_names_the_onnx_extra(bundle_dir, tmp_path):
+    """A clean venv with the bundle's wheel and its CLI extra, but no native runtime: the TFLite
+    artifact runs on the numpy backend (saying so once), the ONNX one needs onnxruntime."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     wheel = next(bundle_dir.glob("digitkit-*.whl"))
@@ -90,5 +96,15 @@ def test_a_device_without_any_backend_is_told_which_extra_to_install(bundle_dir,
     result = subprocess.run([str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir)], capture_output=True, text=True)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
-    assert "No runtime for tflite models is installed" in result.stderr
-    assert "pip install 'digitkit[litert]' or 'digitkit[tflite]'" in result.stderr
+    assert "No runtime for onnx models is installed" in result.stderr
+    assert "pip install 'digitkit[onnxruntime]'" in result.stderr
+    tflite_only = subprocess.run(
+        [str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir), "--artifact", "digit_mlp_int8.tflite"],
+        capture_output=True, text=True,
+    )
+    assert tflite_only.returncode == 0, tflite_only.stdout + tflite_only.stderr
+    assert "numpy" in tflite_only.stdout and "PASS" in tflite_only.stdout
+    auto = subprocess.run([str(venv / "bin" / "digitkit"), "info", str(bundle_dir / "digit_mlp_int8.tflite")], capture_output=True, text=True)
+    assert auto.returncode == 0 and "backend:       numpy" in auto.stdout, auto.stdout + auto.stderr
+    notes = [line for line in auto.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1 and notes[0].startswith("digitkit: note: No native tflite runtime is installed"), auto.stderr

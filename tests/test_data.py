@@ -62,7 +62,7 @@ def test_truncated_file_is_refused(tmp_path):
     directory = copy_data(tmp_path)
     path = directory / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz"):
         data.load_mnist_test(directory)
 
 

@@ -30,18 +30,19 @@ def artifact(export_dir: Path, fmt: str, mode: str) -> Path:
 
 def test_manifest_lists_every_target_with_matching_hashes(export_dir):
     manifest = read_manifest(export_dir)
-    assert manifest.data["schema_version"] == 1
-    assert [(e["format"], e["mode"]) for e in manifest.artifacts] == [(t.format, t.mode) for t in TARGETS]
+    assert manifest.schema_version == 1
+    assert [(e.format, e.mode) for e in manifest.artifacts] == [(t.format, t.mode) for t in TARGETS]
     for entry in manifest.artifacts:
-        path = export_dir / entry["file"]
-        assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["size_bytes"]
-        assert entry["inputs"][0]["shape"][-1] == 784 and entry["outputs"][0]["shape"][-1] == 10
-    source = manifest.reference
-    assert len(source["test_predictions"]) == 10000 and source["test_accuracy"] >= 0.975
+        path = export_dir / entry.file
+        assert sha256_file(path) == entry.sha256 and path.stat().st_size == entry.size_bytes
+        assert entry.inputs[0].shape[-1] == 784 and entry.outputs[0].shape[-1] == 10
+    source = manifest.source_model
+    assert len(source.test_predictions) == 10000 and source.test_accuracy >= 0.975
     probabilities = manifest.reference_probabilities()
     assert probabilities.shape == (10000, 10)
     assert (probabilities.argmax(axis=1) == manifest.reference_predictions()).all()
-    assert manifest.data["calibration"]["source"] == "MNIST training set"
+    assert manifest.calibration is not None and manifest.calibration.source == "MNIST training set"
+    assert manifest.source_model.training is not None and len(manifest.source_model.training.epochs) == 4
 
 
 def test_int8_tflite_is_small_and_fully_integer(export_dir):
@@ -97,8 +98,8 @@ def test_every_artifact_tracks_the_keras_model(export_dir, mnist_test):
     manifest = read_manifest(export_dir)
     reference = manifest.reference_predictions()
     for entry in manifest.artifacts:
-        predictions = load(export_dir / entry["file"]).predict(x_test)
-        assert (predictions == reference).mean() >= 0.995, entry["file"]
+        predictions = load(export_dir / entry.file).predict(x_test)
+        assert (predictions == reference).mean() >= 0.995, entry.file
 
 
 def test_target_table_drives_validation():
@@ -113,6 +114,13 @@ def test_target_table_drives_validation():
     for target in TARGETS:
         assert target.filename in table
     assert set(MODES) == {t.mode for t in TARGETS}
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/manifest.md"])
+def test_the_documents_show_the_format_table_as_it_is(document):
+    """`python -m digitkit.export.formats` prints the table; the docs carry it verbatim."""
+    text = (Path(__file__).resolve().parent.parent / document).read_text()
+    assert markdown_table() in text, f"{document}: paste the output of `python -m digitkit.export.formats`"
 
 
 def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
@@ -163,7 +171,7 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
     rerun = subprocess.run(command + ["--int8"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "stale staging directories are cleaned up"
-    assert {e["mode"] for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
+    assert {e.mode for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
 
 
 def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tmp_path):
@@ -172,7 +180,7 @@ def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tm
 
     result = runner.invoke(app, ["info", str(artifact(export_dir, "tflite", "int8")), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.output)  # the command's own JSON output, not a manifest
     assert data["mode"] == "int8" and data["manifest"].startswith("matches") and data["backend"] == "litert"
     assert data["inputs"][0]["dtype"] == "int8" and data["inputs"][0]["quantization"]["zero_point"] == -128
     assert data["tensor_types"]["int8"] >= 3 and "float32" not in data["tensor_types"]

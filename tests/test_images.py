@@ -33,7 +33,7 @@ def digits(mnist_test):
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def photograph(image: np.ndarray, rng: np.random.Generator) -> "Image.Image":
+def photograph(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """An MNIST digit as a person would photograph it: dark ink on lit paper, anywhere in the frame.
 
     The digit is enlarged 2-8x, inked at a random darkness on grey-white paper with an illumination
@@ -62,7 +62,7 @@ def photograph(image: np.ndarray, rng: np.random.Generator) -> "Image.Image":
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def save_photo(photo: "Image.Image", stem: Path, rng: np.random.Generator) -> Path:
+def save_photo(photo: Image.Image, stem: Path, rng: np.random.Generator) -> Path:
     """Half the photos JPEG-compressed at quality 60-95, the rest lossless PNG."""
     if rng.random() < 0.5:
         path = stem.with_suffix(".jpg")
@@ -82,7 +82,7 @@ def on_canvas(image: np.ndarray, scale: int = 3, size: int = 110, at=(10, 20)) -
     return canvas
 
 
-def png_bytes(image: "Image.Image") -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

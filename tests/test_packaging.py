@@ -11,10 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from digitkit.export.formats import TARGETS
-
-from helpers import ROOT
 
 pytestmark = pytest.mark.slow
 HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx", "typer", "PIL")
@@ -77,15 +76,15 @@ print(json.dumps(sorted(seen)))
     return set(json.loads(out.stdout))
 
 
-PREDICT = """
+PREDICT = f"""
 import sys, json, numpy as np
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
 x, y = load_mnist_test(sys.argv[2])
 model = load(sys.argv[1])
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy}}))
-""".format(heavy=HEAVY)
+"""
 
 
 @pytest.mark.parametrize("extra, backend, artifact", [("litert", "ai-edge-litert", "digit_mlp_int8.tflite"), ("onnxruntime", "onnxruntime", "digit_mlp_int8.onnx")])
@@ -108,13 +107,13 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     python = make_venv(tmp_path / "venv")
     pip_install(python, "numpy<2", f"{wheel}[tflite,cli]")
     digitkit = python.with_name("digitkit")
-    result = subprocess.run(
-        [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-", "--report", str(tmp_path / "report")],
-        capture_output=True, text=True,
-    )
+    command = [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-"]
+    no_plots = subprocess.run([*command, "--report", str(tmp_path / "report")], capture_output=True, text=True)
+    assert no_plots.returncode == 2 and no_plots.stdout == ""  # a device has no matplotlib: said before any run
+    assert no_plots.stderr.strip() == "digitkit: error: --report needs matplotlib, which is not installed. pip install 'digitkit[report]', or drop --report"
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert "--report needs matplotlib: pip install 'digitkit[report]'" in result.stderr  # a device has no matplotlib
     rows = {r["file"]: r for r in summary["results"]}
     assert set(rows) == {t.filename for t in TARGETS if t.format == "tflite"}  # int8-pixels too
     assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import mnist_png_dir, run_cli
 from typer.testing import CliRunner
 
 from digitkit.toolkit.cli import app
-from helpers import mnist_png_dir, run_cli
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import mnist_png_dir, run_cli
 
 from digitkit.runtime.hashing import sha256_file
-from helpers import mnist_png_dir, run_cli
 
 pytestmark = pytest.mark.slow
 FUZZ_PER_SOURCE = 170  # x 3 sources = 510 files

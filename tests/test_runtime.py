@@ -153,18 +153,6 @@ def test_one_model_shared_by_eight_threads_matches_a_sequential_run(export_dir, 
         np.testing.assert_allclose(results[worker], expected, atol=1e-6, err_msg=f"thread {worker}")
 
 
-def test_tensorflow_interpreter_is_a_fallback_only(export_dir, mnist_test):
-    import digitkit.export  # noqa: F401  registers the fallback
-    from digitkit.runtime import backends_for
-
-    assert "tensorflow" not in [s.name for s in backends_for("tflite")]  # LiteRT is installed
-    x_test, _ = mnist_test
-    path = export_dir / "digit_mlp_int8.tflite"
-    fallback = load(path, backend="tensorflow")
-    assert fallback.backend == "tensorflow"
-    assert (fallback.predict(x_test[:500]) == load(path).predict(x_test[:500])).all()
-
-
 @pytest.mark.parametrize("name", ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"])
 def test_zero_copy_slots_answer_exactly_as_set_tensor_get_tensor(export_dir, mnist_test, name):
     """LiteRT runs in place in the interpreter's own tensors; the copying path must agree bit for bit."""

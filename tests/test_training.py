@@ -5,11 +5,10 @@ import json
 import zipfile
 
 import pytest
+from helpers import run_cli
 from typer.testing import CliRunner
 
 from digitkit.toolkit.cli import app
-
-from helpers import run_cli
 
 runner = CliRunner()
 

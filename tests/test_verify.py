@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from digitkit.runtime.hashing import sha256_file
+from digitkit.runtime.manifest import read_manifest
 from digitkit.toolkit.cli import app
 
 pytestmark = pytest.mark.slow
@@ -21,7 +23,7 @@ runner = CliRunner()
 def test_every_artifact_passes_on_every_installed_backend(export_dir, tmp_path):
     result = runner.invoke(app, ["verify", str(export_dir), "--json", str(tmp_path / "verify.json"), "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    assert "✅" in result.output and "❌" not in result.output
+    assert "PASS" in result.output and "FAIL" not in result.output
     summary = json.loads((tmp_path / "verify.json").read_text())
     assert summary["passed"] is True
     rows = summary["results"]
@@ -48,13 +50,12 @@ def copy_export(export_dir: Path, tmp_path: Path) -> Path:
 
 def rehash(directory: Path, filename: str) -> None:
     """Record a sabotaged file's new hash, as a broken converter would have: the gate must catch it."""
-    path = directory / "manifest.json"
-    data = json.loads(path.read_text())
-    for entry in data["artifacts"]:
-        if entry["file"] == filename:
-            entry["sha256"] = sha256_file(directory / filename)
-            entry["size_bytes"] = (directory / filename).stat().st_size
-    path.write_text(json.dumps(data))
+    manifest = read_manifest(directory)
+    entries = [
+        replace(e, sha256=sha256_file(directory / filename), size_bytes=(directory / filename).stat().st_size) if e.file == filename else e
+        for e in manifest.artifacts
+    ]
+    (directory / "manifest.json").write_text(json.dumps(replace(manifest, artifacts=tuple(entries)).to_json()))
 
 
 def test_tflite_with_corrupted_weights_fails_the_gate(export_dir, tmp_path):
@@ -74,7 +75,7 @@ def test_tflite_with_corrupted_weights_fails_the_gate(export_dir, tmp_path):
     rehash(directory, path.name)
     result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name])
     assert result.exit_code == 1, result.output
-    assert "❌" in result.output and "accuracy" in result.output
+    assert "FAIL digit_mlp_int8.tflite on litert: accuracy" in result.output
 
 
 def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_path):

@@ -14,18 +14,26 @@ import tarfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-from digitkit.export.atomic import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
 from digitkit.runtime.errors import ArtifactError, DataError, InputError
+from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
 from digitkit.runtime.hashing import sha256_file
-from digitkit.runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
+from digitkit.runtime.manifest import (
+    MANIFEST_NAME,
+    ArtifactEntry,
+    BundleInfo,
+    FileRef,
+    Manifest,
+    read_manifest,
+)
 
+from .bundle_readme import readme_text
 from .data import MNIST_SHA256, TEST_FILES, resolve_data_dir
 
 PARITY_DIR = "mnist"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def choose_entries(manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]) -> list[dict]:
+def choose_entries(manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]) -> list[ArtifactEntry]:
     entries = manifest.select(files, modes)
     if not entries:
         raise InputError("No artifacts chosen for the bundle", "Drop --artifact/--mode filters or export those modes first")
@@ -42,38 +50,6 @@ def build_wheel(directory: Path) -> Optional[Path]:
     )
     wheels = sorted(directory.glob("digitkit-*.whl"))
     return wheels[-1] if result.returncode == 0 and wheels else None
-
-
-def readme_text(entries: list[dict], wheel: Optional[Path]) -> str:
-    package = f"./{wheel.name}" if wheel else "digitkit"
-    files = "\n".join(f"- `{e['file']}`: {e['format']} {e['mode']} ({e.get('quantization', '')})" for e in entries)
-    return f"""# digitkit bundle
-
-{files}
-- `manifest.json`: hashes, input contract, quantization, the Keras model's reference accuracy and predictions
-- `mnist/`: the MNIST test set, to re-prove parity on the device
-
-## Install on the device
-
-64-bit Raspberry Pi OS (aarch64; bookworm's Python 3.11 or trixie's 3.13), with LiteRT:
-
-    python3 -m venv ~/digitkit-env
-    ~/digitkit-env/bin/pip install "{package}[litert,cli]"
-
-or with ONNX Runtime: `"{package}[onnxruntime,cli]"`. Add `images` to the extras for `digitkit predict` on image files.
-
-32-bit Raspberry Pi OS (armv7l): no LiteRT or ONNX Runtime wheels exist; use tflite-runtime and Debian's numpy:
-
-    sudo apt install python3-numpy python3-venv
-    python3 -m venv --system-site-packages ~/digitkit-env
-    ~/digitkit-env/bin/pip install "{package}[tflite,cli]"
-
-## Prove and use it there
-
-    ~/digitkit-env/bin/digitkit verify --bundle .        # parity: accuracy and agreement with Keras
-    ~/digitkit-env/bin/digitkit bench --bundle .         # latency and throughput on this device
-    ~/digitkit-env/bin/digitkit predict digit.png --model {entries[0]['file']}
-"""
 
 
 def build_bundle(
@@ -93,19 +69,19 @@ def build_bundle(
         root = staging / out.name
         (root / PARITY_DIR).mkdir(parents=True)
         for entry in entries:
-            shutil.copy2(manifest.directory / entry["file"], root / entry["file"])
-        probabilities = manifest.reference.get("test_probabilities")
-        if probabilities and (manifest.directory / probabilities["file"]).is_file():
-            shutil.copy2(manifest.directory / probabilities["file"], root / probabilities["file"])
+            shutil.copy2(manifest.path_of(entry), root / entry.file)
+        probabilities = manifest.source_model.test_probabilities
+        if probabilities and (manifest.directory / probabilities.file).is_file():
+            shutil.copy2(manifest.directory / probabilities.file, root / probabilities.file)
         for name in TEST_FILES:
             shutil.copy2(source_data / name, root / PARITY_DIR / name)
-        data = dict(manifest.data)
-        data["artifacts"] = entries
-        data["bundle"] = {"parity_set": {name: MNIST_SHA256[name] for name in TEST_FILES}, "directory": PARITY_DIR}
         wheel = build_wheel(root) if include_wheel else None
-        if wheel:
-            data["bundle"]["wheel"] = {"file": wheel.name, "sha256": sha256_file(wheel)}
-        write_json_atomic(root / MANIFEST_NAME, data)
+        info = BundleInfo(
+            directory=PARITY_DIR,
+            parity_set={name: MNIST_SHA256[name] for name in TEST_FILES},
+            wheel=FileRef(wheel.name, sha256_file(wheel)) if wheel else None,
+        )
+        write_json_atomic(root / MANIFEST_NAME, manifest.with_artifacts(entries, info).to_json())
         (root / "README.md").write_text(readme_text(entries, wheel), encoding="utf-8")
         tar_tmp = staging / (out.name + ".tar.gz")
         with tarfile.open(tar_tmp, "w:gz") as tar:
@@ -136,13 +112,13 @@ def open_bundle(location: Path) -> tuple[Manifest, Path]:
     if not location.is_dir():
         raise ArtifactError(f"Bundle {location} does not exist", "Pass the directory (or .tar.gz) written by `digitkit bundle`")
     manifest = read_manifest(location)
-    bundle = manifest.data.get("bundle")
-    if not bundle:
-        raise ArtifactError(f"{manifest.path} is an export manifest, not a bundle's", "Run `digitkit bundle` and copy its output, or use `digitkit verify DIR`")
+    bundle = manifest.bundle
+    if bundle is None:
+        raise ArtifactError(f"{manifest.name} is an export manifest, not a bundle's", "Run `digitkit bundle` and copy its output, or use `digitkit verify DIR`")
     for entry in manifest.artifacts:
         manifest.check_artifact(entry)
-    data_dir = location / bundle.get("directory", PARITY_DIR)
-    for name, expected in bundle["parity_set"].items():
+    data_dir = location / bundle.directory
+    for name, expected in bundle.parity_set.items():
         path = data_dir / name
         if not path.is_file():
             raise DataError(f"Bundle parity file {path} is missing", "Copy the whole bundle directory again")

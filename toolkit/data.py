@@ -9,11 +9,11 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import sys
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, BinaryIO, Callable, Optional
 
 import numpy as np
 
@@ -35,6 +35,7 @@ DEFAULT_MIRRORS = (
 )
 PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 _IDX_DTYPES = {0x08: np.uint8}
+Progress = Callable[[str, int, int], None]
 
 
 def user_cache_dir() -> Path:
@@ -85,8 +86,9 @@ def resolve_data_dir(data_dir: str | Path | None, names=tuple(MNIST_SHA256), dow
     return cache
 
 
-def download_file(name: str, directory: Path) -> Path:
-    """Fetch one file from the first mirror that answers; verify it before it takes its real name."""
+def download_file(name: str, directory: Path, progress: Optional[Progress] = None) -> Path:
+    """Fetch one file from the first mirror that answers; verify it before it takes its real name.
+    ``progress(name, bytes_done, bytes_total)`` is called as it arrives (the library never prints)."""
     directory.mkdir(parents=True, exist_ok=True)
     failures = []
     for base in mirrors():
@@ -97,7 +99,7 @@ def download_file(name: str, directory: Path) -> Path:
                 fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
                 try:
                     with os.fdopen(fd, "wb") as out:
-                        _copy_with_progress(response, out, total, name)
+                        _copy(response, out, total, name, progress)
                     _check_sha256(Path(tmp_name), name, label=url)
                     os.replace(tmp_name, directory / name)
                 finally:
@@ -114,21 +116,16 @@ def download_file(name: str, directory: Path) -> Path:
     )
 
 
-def _copy_with_progress(response, out, total: int, name: str) -> None:
+def _copy(response: Any, out: BinaryIO, total: int, name: str, progress: Optional[Progress]) -> None:
     done = 0
-    show = sys.stderr.isatty()
     while True:
         chunk = response.read(1 << 16)
         if not chunk:
             break
         out.write(chunk)
         done += len(chunk)
-        if show and total:
-            filled = int(30 * done / total)
-            sys.stderr.write(f"\r{name} [{'#' * filled}{'.' * (30 - filled)}] {done * 100 // total:3d}%")
-            sys.stderr.flush()
-    if show and total:
-        sys.stderr.write("\n")
+        if progress is not None:
+            progress(name, done, total)
 
 
 def _check_sha256(path: Path, name: str, label: str | None = None) -> None:

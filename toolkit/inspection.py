@@ -2,68 +2,85 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+from digitkit.runtime.backends import open_session
+from digitkit.runtime.backends.base import Session, TensorInfo
 from digitkit.runtime.errors import BackendUnavailableError, HashMismatchError
 from digitkit.runtime.hashing import sha256_file
-from digitkit.runtime.manifest import check_file_hash
+from digitkit.runtime.manifest import Tool, check_file_hash
 from digitkit.runtime.model import read_artifact
 
 
-def tflite_tensor_types(session) -> Optional[Counter]:
-    """dtype counts over every tensor of a TFLite interpreter (weights included)."""
+@dataclass
+class ArtifactDescription:
+    file: str
+    format: str
+    size_bytes: int
+    sha256: str
+    manifest: str  # "matches PATH", "MISMATCH: ...", or "no manifest lists this file"
+    mode: str = "unknown"
+    quantization: str = ""
+    inputs: tuple[TensorInfo, ...] = ()
+    outputs: tuple[TensorInfo, ...] = ()
+    backend: str = ""
+    tensor_types: dict[str, int] = field(default_factory=dict)  # TFLite: dtype -> tensors
+    op_types: dict[str, int] = field(default_factory=dict)  # ONNX: op -> nodes
+    converter: Optional[Tool] = None
+    quantizer: Optional[Tool] = None
+    opset: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["inputs"] = [t.to_json() for t in self.inputs]
+        data["outputs"] = [t.to_json() for t in self.outputs]
+        return data
+
+
+def tflite_tensor_types(session: Session) -> Counter[str]:
+    """dtype counts over every tensor of a TFLite model (weights included), where the backend lists them."""
     details = getattr(session, "tensor_details", None)
     if details is None:
-        return None
-    from numpy import dtype
+        return Counter()
+    import numpy as np
 
-    return Counter(dtype(d["dtype"]).name for d in details())
+    return Counter(np.dtype(d["dtype"]).name for d in details())
 
 
-def onnx_op_types(data: bytes) -> Optional[Counter]:
+def onnx_op_types(data: bytes) -> Counter[str]:
     try:
         import onnx
     except ImportError:
-        return None
+        return Counter()
     model = onnx.load_model_from_string(data)
     return Counter(node.op_type for node in model.graph.node)
 
 
-def describe(path: Path, backend: str = "auto") -> dict:
+def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
     path, data, fmt, manifest = read_artifact(path, verify_hash=False)
-    info = {"file": str(path), "format": fmt, "size_bytes": len(data), "sha256": sha256_file(path)}
+    described = ArtifactDescription(str(path), fmt, len(data), sha256_file(path), "no manifest lists this file")
     entry = manifest.entry_for(path.name) if manifest else None
-    if entry is None:
-        info["manifest"] = "no manifest lists this file"
-    else:
+    if manifest is not None and entry is not None:
         try:
-            check_file_hash(path, entry["sha256"])
-            info["manifest"] = f"matches {manifest.path}"
+            check_file_hash(path, entry.sha256)
+            described.manifest = f"matches {manifest.name}"
         except HashMismatchError as exc:
-            info["manifest"] = f"MISMATCH: {exc.problem}"
-        info["mode"] = entry["mode"]
-        info["quantization"] = entry.get("quantization")
-        info["inputs"], info["outputs"] = entry.get("inputs"), entry.get("outputs")
-        for key in ("converter", "quantizer", "opset"):
-            if key in entry:
-                info[key] = entry[key]
+            described.manifest = f"MISMATCH: {exc.problem}"
+        described.mode, described.quantization = entry.mode, entry.quantization
+        described.inputs, described.outputs = entry.inputs, entry.outputs
+        described.converter, described.quantizer, described.opset = entry.converter, entry.quantizer, entry.opset
     try:
-        from digitkit.export.quiet import quiet_output
-        from digitkit.runtime.backends import open_session
-
-        with quiet_output():
-            session = open_session(data, fmt, backend)
-        info["backend"] = session.backend_name
-        info["inputs"] = [t.to_json() for t in session.inputs]
-        info["outputs"] = [t.to_json() for t in session.outputs]
+        session = open_session(data, fmt, backend)
+        described.backend = session.backend_name
+        described.inputs, described.outputs = tuple(session.inputs), tuple(session.outputs)
         if fmt == "tflite":
-            info["tensor_types"] = dict(tflite_tensor_types(session) or {})
+            described.tensor_types = dict(tflite_tensor_types(session))
     except BackendUnavailableError as exc:
-        info["backend"] = f"none installed ({exc.one_line()})"
+        described.backend = f"none installed ({exc.one_line()})"
     if fmt == "onnx":
-        ops = onnx_op_types(data)
-        if ops is not None:
-            info["op_types"] = dict(ops)
-    info.setdefault("mode", "int8" if any(t.get("dtype") in ("int8", "uint8") for t in info.get("inputs") or []) else "unknown")
-    return info
+        described.op_types = dict(onnx_op_types(data))
+    if entry is None and any(t.quantized for t in described.inputs):
+        described.mode = "int8"
+    return described

@@ -6,22 +6,33 @@ extra the report needs.
 from __future__ import annotations
 
 import html
+import importlib.util
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from digitkit.export.atomic import atomic_path, ensure_writable_dir, write_bytes_atomic
+from digitkit.runtime.errors import BackendUnavailableError
+from digitkit.runtime.files import atomic_path, ensure_writable_dir, write_bytes_atomic
+from digitkit.runtime.manifest import Manifest
+
+if TYPE_CHECKING:
+    from .verification import ParityResult
 
 
-def _pyplot():
-    try:
-        import matplotlib
+def require_plotting() -> None:
+    """Checked before verification starts, so a missing matplotlib costs no run."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BackendUnavailableError("--report needs matplotlib, which is not installed", "pip install 'digitkit[report]', or drop --report")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+
+def _pyplot() -> Any:
+    require_plotting()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -63,7 +74,7 @@ def plot_misclassified(plt, x_test, y_test, y_pred, title: str, path: Path, limi
     return len(wrong)
 
 
-def plot_training(plt, epochs: list, path: Path) -> None:
+def plot_training(plt: Any, epochs: Sequence[Mapping[str, float]], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     x = [e["epoch"] for e in epochs]
     for key, ax in (("loss", left), ("val_loss", left), ("accuracy", right), ("val_accuracy", right)):
@@ -76,17 +87,12 @@ def plot_training(plt, epochs: list, path: Path) -> None:
     _save(fig, plt, path)
 
 
-def write_report(directory: Path, manifest, results, x_test: np.ndarray, y_test: np.ndarray) -> Optional[Path]:
-    """Write the report; returns the HTML page, or None (with a message) when matplotlib is missing."""
+def write_report(directory: Path, manifest: Manifest, results: list[ParityResult], x_test: np.ndarray, y_test: np.ndarray) -> Path:
+    """Write the report; returns the HTML page."""
     plt = _pyplot()
-    if plt is None:
-        import typer
-
-        typer.echo("digitkit: note: --report needs matplotlib: pip install 'digitkit[report]' (verification itself ran)", err=True)
-        return None
-    directory = ensure_writable_dir(Path(directory), "report")
+    directory = ensure_writable_dir(Path(directory), "report", "--report")
     sections = []
-    training = manifest.reference.get("training", {}).get("epochs")
+    training = manifest.source_model.training.epochs if manifest.source_model.training else None
     if training:
         plot_training(plt, training, directory / "training.png")
         sections.append("<h2>Training</h2><img src='training.png' alt='training curves'>")
@@ -105,15 +111,15 @@ def write_report(directory: Path, manifest, results, x_test: np.ndarray, y_test:
             f"<img src='{stem}_confusion.png' alt='confusion matrix'><img src='{stem}_misclassified.png' alt='misclassified digits'>"
         )
     rows = "".join(
-        f"<tr><td>{'✅' if r.passed else '❌'}</td><td>{html.escape(r.file)}</td><td>{r.backend}</td><td>{r.accuracy:.4f}</td>"
+        f"<tr><td>{'PASS' if r.passed else 'FAIL'}</td><td>{html.escape(r.file)}</td><td>{r.backend}</td><td>{r.accuracy:.4f}</td>"
         f"<td>{-r.drop_pp + 0.0:+.2f}</td><td>{100 * r.agreement:.2f}%</td><td>{html.escape('; '.join(f.message for f in r.failures))}</td></tr>"
         for r in results
     )
     page = directory / "index.html"
     write_bytes_atomic(page, f"""<!doctype html><html><head><meta charset='utf-8'><title>digitkit verify</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}td,th{{padding:2px 10px;text-align:left}}img{{max-width:100%;margin:4px}}</style></head><body>
-<h1>digitkit verify</h1><p>Keras reference accuracy {float(manifest.reference['test_accuracy']):.4f}; manifest {html.escape(str(manifest.path))}</p>
+<h1>digitkit verify</h1><p>Keras reference accuracy {manifest.source_model.test_accuracy:.4f}; manifest {html.escape(manifest.name)}</p>
 <table><tr><th></th><th>artifact</th><th>backend</th><th>accuracy</th><th>vs keras pp</th><th>agreement</th><th>failures</th></tr>{rows}</table>
 {''.join(sections)}</body></html>
-""".encode("utf-8"))
+""".encode())
     return page

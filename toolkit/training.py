@@ -11,11 +11,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from digitkit.export.atomic import atomic_path, ensure_writable_dir, write_json_atomic
+from digitkit.export.tf_env import import_tensorflow
 from digitkit.runtime.errors import InputError
+from digitkit.runtime.files import atomic_path, ensure_writable_dir, write_json_atomic
 
 from .data import data_checksums, load_mnist
-from digitkit.export.tf_env import import_tensorflow
 
 MODEL_NAME = "model.keras"
 RECORD_NAME = "training.json"

@@ -2,22 +2,27 @@
 
 The reference is what the manifest recorded at export (the Keras model's test accuracy, its 10,000
 predictions and probabilities), so verification needs no TensorFlow and runs on a device too.
-Checks run in a fixed order, and each failure is a typed object, not a string to parse.
+Checks run in a fixed order (load, shape, accuracy, drop, agreement), and each failure is a typed
+object, not a string to parse.
 """
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from digitkit.runtime import load
-from digitkit.runtime.backends import BACKENDS, backends_for
+from digitkit.runtime.backends import BACKENDS, backends_for, native_backends_for
 from digitkit.runtime.errors import BackendUnavailableError, DigitkitError, InputError
-from digitkit.runtime.manifest import Manifest
+from digitkit.runtime.manifest import ArtifactEntry, Manifest
+from digitkit.runtime.model import DigitModel
+from digitkit.runtime.version import __version__
 
 BATCH = 1000
+CHECKS = ("load", "shape", "accuracy", "drop", "agreement")  # the order they run in
 
 
 @dataclass(frozen=True)
@@ -31,20 +36,35 @@ class Gates:
             raise InputError(f"--min-accuracy {self.min_accuracy} is not a fraction", "Pass a value in [0, 1], e.g. 0.95")
         if not 0.0 <= self.min_agreement <= 1.0:
             raise InputError(f"--min-agreement {self.min_agreement} is not a fraction", "Pass a value in [0, 1], e.g. 0.99")
-        if self.max_drop_pp < 0:
+        if not self.max_drop_pp >= 0:
             raise InputError(f"--max-drop {self.max_drop_pp} is negative", "Pass percentage points, e.g. 0.5")
 
 
 @dataclass(frozen=True)
 class GateFailure:
-    """One failed check. ``kind`` is the check's name, in the order checks run."""
+    """One failed check. ``kind`` is one of ``CHECKS``."""
 
-    kind: str  # load | shape | accuracy | drop | agreement
+    kind: str
     message: str
 
 
-class ShapeFailure(GateFailure):
-    pass
+@dataclass(frozen=True)
+class Reference:
+    """The Keras model's answers on the test set, read once from the manifest for every artifact."""
+
+    accuracy: float
+    predictions: np.ndarray
+    probabilities: Optional[np.ndarray]
+
+    @classmethod
+    def of(cls, manifest: Manifest, labels: np.ndarray) -> Reference:
+        predictions = manifest.reference_predictions()
+        if len(predictions) != len(labels):
+            raise DigitkitError(
+                f"The manifest holds {len(predictions)} reference predictions for {len(labels)} test images",
+                "Verify against the MNIST test set the artifacts were exported with",
+            )
+        return cls(manifest.source_model.test_accuracy, predictions, manifest.reference_probabilities())
 
 
 @dataclass
@@ -58,16 +78,16 @@ class ParityResult:
     drop_pp: float = float("nan")
     agreement: float = float("nan")
     max_abs_prob_diff: Optional[float] = None
-    per_class_accuracy: list = field(default_factory=list)
+    per_class_accuracy: list[float] = field(default_factory=list)
     ms_per_image: float = float("nan")
-    failures: list = field(default_factory=list)
+    failures: list[GateFailure] = field(default_factory=list)
     predictions: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("predictions")
         data["passed"] = self.passed
@@ -87,7 +107,7 @@ def backends_to_run(fmt: str, requested: Optional[Iterable[str]]) -> list[str]:
     return names
 
 
-def evaluate(model, x_test: np.ndarray) -> tuple[np.ndarray, float]:
+def evaluate(model: DigitModel, x_test: np.ndarray) -> tuple[np.ndarray, float]:
     """Probabilities for the whole test set in batches, and milliseconds per image."""
     started = time.perf_counter()
     chunks = [model.predict_proba(x_test[i : i + BATCH]) for i in range(0, len(x_test), BATCH)]
@@ -96,14 +116,12 @@ def evaluate(model, x_test: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def run_parity(
-    manifest: Manifest, entry: dict, backend: str, x_test: np.ndarray, y_test: np.ndarray,
-    reference: np.ndarray, reference_probabilities: Optional[np.ndarray], gates: Gates,
+    manifest: Manifest, entry: ArtifactEntry, backend: str, x_test: np.ndarray, y_test: np.ndarray,
+    reference: Reference, gates: Gates,
 ) -> ParityResult:
-    result = ParityResult(entry["file"], entry["format"], entry["mode"], backend)
-    result.reference_accuracy = float(manifest.reference["test_accuracy"])
-    path = manifest.directory / entry["file"]  # hashed once, before any run, by verify_manifest
-    try:
-        model = load(path, backend=backend, verify_hash=False)
+    result = ParityResult(entry.file, entry.format, entry.mode, backend, reference_accuracy=reference.accuracy)
+    try:  # hashed once, before any run, by verify_manifest
+        model = load(manifest.path_of(entry), backend=backend, verify_hash=False, manifest=manifest)
     except BackendUnavailableError:
         raise
     except DigitkitError as exc:
@@ -111,18 +129,16 @@ def run_parity(
         return result
     probabilities, result.ms_per_image = evaluate(model, x_test)
     if probabilities.shape != (len(x_test), 10):
-        result.failures.append(ShapeFailure("shape", f"output shape {probabilities.shape}, expected {(len(x_test), 10)}"))
+        result.failures.append(GateFailure("shape", f"output shape {probabilities.shape}, expected {(len(x_test), 10)}"))
         return result
     predictions = probabilities.argmax(axis=1)
     result.predictions = predictions
     result.accuracy = float((predictions == y_test).mean())
-    result.drop_pp = 100.0 * (result.reference_accuracy - result.accuracy)
-    result.agreement = float((predictions == reference).mean())
-    if reference_probabilities is not None:
-        result.max_abs_prob_diff = float(np.abs(probabilities - reference_probabilities).max())
-    result.per_class_accuracy = [
-        round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)
-    ]
+    result.drop_pp = 100.0 * (reference.accuracy - result.accuracy)
+    result.agreement = float((predictions == reference.predictions).mean())
+    if reference.probabilities is not None:
+        result.max_abs_prob_diff = float(np.abs(probabilities - reference.probabilities).max())
+    result.per_class_accuracy = [round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)]
     if not result.accuracy >= gates.min_accuracy:
         result.failures.append(GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}"))
     if not result.drop_pp <= gates.max_drop_pp + 1e-9:
@@ -132,48 +148,51 @@ def run_parity(
     return result
 
 
+def plan(manifest: Manifest, backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None) -> list[tuple[ArtifactEntry, str]]:
+    """The (artifact, backend) pairs to run, after checking every artifact's hash: a changed or
+    missing file is bad input (exit 2), found before any long run."""
+    entries = manifest.select(files)
+    if not entries:
+        raise DigitkitError(f"{manifest.name} lists no artifacts", "Re-run `digitkit export`")
+    for entry in entries:
+        manifest.check_artifact(entry)
+    requested = list(backends) if backends else None
+    pairs: list[tuple[ArtifactEntry, str]] = []
+    for entry in entries:
+        names = backends_to_run(entry.format, requested)
+        if not names and not requested:
+            extras = " or ".join(f"'digitkit[{s.extra}]'" for s in native_backends_for(entry.format))
+            raise BackendUnavailableError(f"No runtime for {entry.format} models is installed", f"pip install {extras}")
+        pairs.extend((entry, name) for name in names)
+    if not pairs:
+        raise InputError(f"None of the backends {', '.join(requested or [])} runs these artifacts", "Drop --backend or pick one that matches the format")
+    return pairs
+
+
 def verify_manifest(
     manifest: Manifest, x_test: np.ndarray, y_test: np.ndarray, gates: Gates = Gates(),
     backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None,
+    on_result: Optional[Callable[[ParityResult], None]] = None,
 ) -> list[ParityResult]:
     """Every artifact in the manifest on every requested (default: installed) backend."""
     gates.check()
-    reference = manifest.reference_predictions()
-    if len(reference) != len(y_test):
-        raise DigitkitError(
-            f"The manifest holds {len(reference)} reference predictions for {len(y_test)} test images",
-            "Verify against the MNIST test set the artifacts were exported with",
-        )
-    reference_probabilities = manifest.reference_probabilities()
-    entries = manifest.select(files)
-    if not entries:
-        raise DigitkitError(f"{manifest.path} lists no artifacts", "Re-run `digitkit export`")
-    for entry in entries:  # a changed or missing file is bad input (exit 2), found before any long run
-        manifest.check_artifact(entry)
+    reference = Reference.of(manifest, y_test)
     results = []
-    requested = list(backends) if backends else None
-    for entry in entries:
-        names = backends_to_run(entry["format"], requested)
-        if not names and not requested:
-            extras = " or ".join(f"'digitkit[{s.extra}]'" for s in backends_for(entry["format"], installed_only=False))
-            raise BackendUnavailableError(f"No runtime for {entry['format']} models is installed", f"pip install {extras}")
-        for name in names:
-            results.append(run_parity(manifest, entry, name, x_test, y_test, reference, reference_probabilities, gates))
-    if not results:
-        raise InputError(f"None of the backends {', '.join(requested or [])} runs these artifacts", "Drop --backend or pick one that matches the format")
+    for entry, backend in plan(manifest, backends, files):
+        result = run_parity(manifest, entry, backend, x_test, y_test, reference, gates)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
     return results
 
 
-def summary_json(manifest: Manifest, results: list[ParityResult], gates: Gates) -> dict:
-    import platform
-
-    from digitkit.runtime.version import __version__
-
+def summary_json(manifest: Manifest, results: list[ParityResult], gates: Gates) -> dict[str, Any]:
+    source = manifest.source_model
     return {
         "passed": all(r.passed for r in results),
         "gates": asdict(gates),
-        "reference": {"framework": "keras", "test_accuracy": manifest.reference.get("test_accuracy"), "sha256": manifest.reference.get("sha256")},
-        "manifest": str(manifest.path),
+        "reference": {"framework": source.framework, "test_accuracy": source.test_accuracy, "sha256": source.sha256},
+        "manifest": manifest.name,
         "host": {"machine": platform.machine(), "python": platform.python_version(), "digitkit": __version__},
         "results": [r.to_json() for r in results],
     }

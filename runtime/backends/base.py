@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ class TensorInfo:
     """One model input or output, as the artifact itself declares it."""
 
     name: str
-    shape: tuple  # None for a dynamic dimension
+    shape: tuple[Optional[int], ...]  # None for a dynamic dimension
     dtype: str  # numpy dtype name: float32, int8, uint8
     scale: float = 0.0  # 0.0: not quantized
     zero_point: int = 0
@@ -28,8 +28,8 @@ class TensorInfo:
     def quantized(self) -> bool:
         return self.scale != 0.0 and self.dtype in ("int8", "uint8")
 
-    def to_json(self) -> dict:
-        data = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
         if self.quantized:
             data["quantization"] = {"scale": self.scale, "zero_point": self.zero_point}
         return data
@@ -45,7 +45,7 @@ class Slot:
     a converter can write bytes without making that view on every call.
     """
 
-    __slots__ = ("batch", "input", "input_bytes", "output", "invoke", "zero_copy")
+    __slots__ = ("batch", "input", "input_bytes", "invoke", "output", "zero_copy")
 
     def __init__(self, batch: int, input: np.ndarray, output: np.ndarray, invoke: Callable[[], object], zero_copy: bool) -> None:
         self.batch = batch
@@ -68,7 +68,7 @@ class Session:
 
     def slot(self, batch: int) -> Slot:
         """This thread's slot for ``batch`` images, reused while the batch size stays the same."""
-        slot = getattr(self._local, "slot", None)
+        slot: Optional[Slot] = getattr(self._local, "slot", None)
         if slot is not None and slot.batch == batch:
             return slot
         slot = self._local.slot = None  # drop the old buffers first: a TFLite interpreter cannot resize under them
@@ -101,9 +101,13 @@ class BackendSpec:
     """A runtime digitkit can drive: which formats it runs, which module and pip extra provide it."""
 
     name: str
-    formats: tuple
+    formats: tuple[str, ...]
     module: str  # top-level module whose presence means "installed"
     extra: str  # pip extra that installs it: digitkit[extra]
     open: Callable[[bytes, Optional[int]], Session] = field(compare=False, repr=False)
     description: str = ""
-    fallback: bool = False  # used only when no other backend for the format is installed
+    # "auto" chooses it (in registration order) and verify/bench list it when installed; False:
+    # only when named (a second rounding mode, say), never chosen for the user.
+    default: bool = True
+    # Runs with numpy alone: chosen by "auto" only when no native backend is installed.
+    portable: bool = False

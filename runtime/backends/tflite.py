@@ -12,14 +12,14 @@ models whose buffers move, get a copying slot through set_tensor / invoke / get_
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .base import Session, Slot, TensorInfo
 
 
-def _tensor_info(detail: dict) -> TensorInfo:
+def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     signature = detail.get("shape_signature")
     if signature is None or len(signature) == 0:
         signature = detail["shape"]
@@ -35,13 +35,13 @@ def _tensor_info(detail: dict) -> TensorInfo:
 
 
 def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
+    return int(array.__array_interface__["data"][0])
 
 
 class TFLiteSession(Session):
     zero_copy = True  # tests switch it off to prove the copying slot gives the same answers
 
-    def __init__(self, interpreter_class, model: bytes, threads: Optional[int], backend_name: str) -> None:
+    def __init__(self, interpreter_class: Any, model: bytes, threads: Optional[int], backend_name: str) -> None:
         super().__init__()
         self.backend_name = backend_name
         self._interpreter_class = interpreter_class
@@ -55,20 +55,21 @@ class TFLiteSession(Session):
         self._input_index = details_in[0]["index"]
         self._output_index = details_out[0]["index"]
 
-    def _interpreter(self):
+    def _interpreter(self) -> Any:
         """This thread's interpreter."""
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
-            kwargs = {"model_content": self._model}
+            kwargs: dict[str, Any] = {"model_content": self._model}
             if self._threads:
                 kwargs["num_threads"] = int(self._threads)
             interpreter = self._local.interpreter = self._interpreter_class(**kwargs)
             interpreter.allocate_tensors()
         return interpreter
 
-    def tensor_details(self) -> list:
+    def tensor_details(self) -> list[dict[str, Any]]:
         """Every tensor of the model, weights included, as the interpreter reports them."""
-        return self._interpreter().get_tensor_details()
+        details: list[dict[str, Any]] = self._interpreter().get_tensor_details()
+        return details
 
     def _open_slot(self, batch: int) -> Slot:
         interpreter = self._interpreter()
@@ -86,11 +87,11 @@ class TFLiteSession(Session):
                 return slot
         return self._copying_slot(interpreter, batch)
 
-    def _resize(self, interpreter, batch: int) -> None:
+    def _resize(self, interpreter: Any, batch: int) -> None:
         interpreter.resize_tensor_input(self._input_index, [batch, 784], strict=False)
         interpreter.allocate_tensors()
 
-    def _zero_copy_slot(self, interpreter, native_invoke, batch: int) -> Optional[Slot]:
+    def _zero_copy_slot(self, interpreter: Any, native_invoke: Callable[[], object], batch: int) -> Optional[Slot]:
         view_in = interpreter.tensor(self._input_index)
         view_out = interpreter.tensor(self._output_index)
         x, y = view_in(), view_out()
@@ -100,7 +101,7 @@ class TFLiteSession(Session):
             return None  # buffers moved during invoke: views would dangle
         return Slot(batch, x, y, native_invoke, zero_copy=True)
 
-    def _copying_slot(self, interpreter, batch: int) -> Slot:
+    def _copying_slot(self, interpreter: Any, batch: int) -> Slot:
         x = np.zeros((batch, 784), self.inputs[0].dtype)
         y = np.zeros((batch, 10), self.outputs[0].dtype)
         set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor

@@ -1,27 +1,23 @@
 """The `digitkit` command. Each command lives in its own module and imports heavy libraries lazily,
-so `digitkit --help`, `predict` and `verify` run without TensorFlow."""
+so `digitkit --help`, `predict` and `verify` run without TensorFlow; device commands (predict,
+verify, info, bench) never import `digitkit.export`."""
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Any
 
 try:
     import typer
 except ImportError:  # the runtime installs without the CLI
-    typer = None
+    typer = None  # type: ignore[assignment]
 
 
-def _build_app():
-    from . import common
-    from .bench import bench
-    from .bundle import bundle
-    from .export import export
-    from .info import info
-    from .predict import predict
-    from .train import train
-    from .verify import verify
+def _build_app() -> Any:
+    from .common import DigitkitGroup
 
     app = typer.Typer(
         name="digitkit",
+        cls=DigitkitGroup,
         help="Train the MNIST MLP, export it to TFLite and ONNX (float and int8), and prove every artifact keeps its accuracy.",
         no_args_is_help=True,
         add_completion=False,
@@ -31,13 +27,10 @@ def _build_app():
 
     @app.callback()
     def main_options(
-        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+        debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks as well as one-line errors (before or after the command).")] = False,
     ) -> None:
-        if debug:
-            common.STATE["debug"] = True
+        """--debug is taken off the command line by DigitkitGroup wherever it stands; declared here for --help."""
 
-    for command in (train, export, info, verify, predict, bench, bundle):
-        app.command()(command)
     return app
 
 

@@ -2,45 +2,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from .common import echo, fail, friendly_errors
+from .common import echo, parse_sizes, print_table
+from .predict import BACKEND_HELP
 
 
-@friendly_errors
 def bench(
-    model: Optional[List[Path]] = typer.Option(None, "--model", help="Artifact(s) to measure (repeatable)."),
-    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Measure every artifact of a bundle (on a device)."),
-    backend: str = typer.Option("auto", help="auto, litert, tflite-runtime or onnxruntime."),
-    batch_sizes: str = typer.Option("1,32,1000", help="Comma-separated batch sizes for throughput."),
-    threads: Optional[int] = typer.Option(None, help="Threads the backend may use (default: the backend's)."),
-    seconds: float = typer.Option(1.0, help="Rough time spent per measurement."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    model: Annotated[Optional[List[Path]], typer.Option("--model", help="Artifact(s) to measure (repeatable).")] = None,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Measure every artifact of a bundle (on a device).")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes for throughput.")] = "1,32,1000",
+    threads: Annotated[Optional[int], typer.Option(help="Threads the backend may use (default: the backend's).")] = None,
+    seconds: Annotated[float, typer.Option(help="Rough time spent per measurement.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure artifacts with the device runtime; numbers are medians (and p99 for latency)."""
     import json
 
-    from digitkit.export.quiet import quiet_output
     from digitkit.runtime.errors import InputError
+    from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.benchmark import bench_model
-    from digitkit.toolkit.table import text_table
 
-    try:
-        sizes = [int(s) for s in batch_sizes.split(",") if s.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise InputError(f"--batch-sizes {batch_sizes!r} is not a list of positive integers", "Pass e.g. --batch-sizes 1,32,1000")
+    sizes = parse_sizes(batch_sizes, "--batch-sizes")
     paths = list(model or [])
     if bundle is not None:
         from digitkit.toolkit.bundling import open_bundle
 
         manifest, _ = open_bundle(bundle)
-        paths += [manifest.directory / e["file"] for e in manifest.artifacts]
+        paths += [manifest.path_of(e) for e in manifest.artifacts]
     if not paths:
-        raise fail("Nothing to measure. Pass --model PATH or --bundle DIR")
+        raise InputError("Nothing to measure", "Pass --model PATH or --bundle DIR")
     results = []
     for path in paths:
         with quiet_output():
@@ -54,5 +48,5 @@ def bench(
         + [f"{r.throughput[str(s)]:,.0f}" for s in sizes] + [f"{r.peak_rss_mb:.0f}"]
         for r in results
     ]
-    echo(text_table(headers, rows))
+    print_table(headers, rows)
     echo(f"Machine: {results[0].machine}; threads: {threads or 'backend default'}")

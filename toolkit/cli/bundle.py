@@ -2,25 +2,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, echo, friendly_errors
+from .common import DEFAULT_EXPORT_DIR, echo, human_size
 
 
-@friendly_errors
 def bundle(
-    export_dir: Path = typer.Argument(DEFAULT_EXPORT_DIR, help="An export directory (default: the last export)."),
-    out: Path = typer.Option(Path("runs/bundle"), help="Bundle directory to write; a .tar.gz is written beside it."),
-    files: Optional[List[str]] = typer.Option(None, "--artifact", help="Only these artifact files (repeatable)."),
-    modes: Optional[List[str]] = typer.Option(None, "--mode", help="Only these modes, e.g. int8 (repeatable)."),
-    wheel: bool = typer.Option(True, help="Include digitkit's own wheel (built from this checkout)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Directory with the MNIST test files [env: DIGITKIT_DATA]."),
+    export_dir: Annotated[Path, typer.Argument(help="An export directory (default: the last export).")] = DEFAULT_EXPORT_DIR,
+    out: Annotated[Path, typer.Option(help="Bundle directory to write; a .tar.gz is written beside it.")] = Path("runs/bundle"),
+    files: Annotated[Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")] = None,
+    modes: Annotated[Optional[List[str]], typer.Option("--mode", help="Only these modes, e.g. int8 (repeatable).")] = None,
+    wheel: Annotated[bool, typer.Option(help="Include digitkit's own wheel (built from this checkout).")] = True,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")] = None,
 ) -> None:
     """Bundle artifacts, manifest, parity set and install notes for a Raspberry Pi or any device."""
     from digitkit.toolkit.bundling import build_bundle
-    from digitkit.toolkit.table import human_size
 
     directory, archive = build_bundle(export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel)
     for path in sorted(directory.rglob("*")):

@@ -2,47 +2,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .common import echo, friendly_errors
+from .common import echo, human_size
+from .predict import BACKEND_HELP
 
 
-@friendly_errors
 def info(
-    artifact: Path = typer.Argument(..., help="A .tflite or .onnx file."),
-    backend: str = typer.Option("auto", help="Backend used to read its tensors."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    artifact: Annotated[Path, typer.Argument(help="A .tflite or .onnx file.")],
+    backend: Annotated[str, typer.Option(help="Backend used to read its tensors: " + BACKEND_HELP)] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Format, mode, inputs and outputs, quantization, size, hash, and the manifest check."""
     import json
 
+    from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.inspection import describe
-    from digitkit.toolkit.table import human_size
 
-    data = describe(artifact, backend)
+    with quiet_output():
+        described = describe(artifact, backend)
     if as_json:
-        echo(json.dumps(data, indent=2))
+        echo(json.dumps(described.to_json(), indent=2))
         return
-    echo(f"file:          {data['file']}")
-    echo(f"format/mode:   {data['format']} / {data['mode']}")
-    echo(f"size:          {human_size(data['size_bytes'])} ({data['size_bytes']} bytes)")
-    echo(f"sha256:        {data['sha256']}")
-    echo(f"manifest:      {data['manifest']}")
-    if data.get("quantization"):
-        echo(f"quantization:  {data['quantization']}")
-    for role in ("inputs", "outputs"):
-        for t in data.get(role) or []:
-            q = t.get("quantization")
-            qtext = f", scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else ""
-            echo(f"{role[:-1] + ':':<14} {t['name']} {t['shape']} {t['dtype']}{qtext}")
-    echo(f"backend:       {data.get('backend')}")
-    if "tensor_types" in data:
-        echo("tensor types:  " + ", ".join(f"{k} {v}" for k, v in sorted(data["tensor_types"].items())))
-    if "op_types" in data:
-        echo("ONNX ops:      " + ", ".join(f"{k} {v}" for k, v in sorted(data["op_types"].items())))
-    for key in ("converter", "quantizer"):
-        if key in data:
-            echo(f"{key + ':':<14} {data[key]['name']} {data[key]['version']}")
-    if "opset" in data:
-        echo(f"opset:         {data['opset']}")
+    echo(f"file:          {described.file}")
+    echo(f"format/mode:   {described.format} / {described.mode}")
+    echo(f"size:          {human_size(described.size_bytes)} ({described.size_bytes} bytes)")
+    echo(f"sha256:        {described.sha256}")
+    echo(f"manifest:      {described.manifest}")
+    if described.quantization:
+        echo(f"quantization:  {described.quantization}")
+    for role, tensors in (("input:", described.inputs), ("output:", described.outputs)):
+        for t in tensors:
+            qtext = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.quantized else ""
+            echo(f"{role:<14} {t.name} {list(t.shape)} {t.dtype}{qtext}")
+    echo(f"backend:       {described.backend}")
+    if described.tensor_types:
+        echo("tensor types:  " + ", ".join(f"{k} {v}" for k, v in sorted(described.tensor_types.items())))
+    if described.op_types:
+        echo("ONNX ops:      " + ", ".join(f"{k} {v}" for k, v in sorted(described.op_types.items())))
+    for tool_role, tool in (("converter:", described.converter), ("quantizer:", described.quantizer)):
+        if tool is not None:
+            echo(f"{tool_role:<14} {tool.name} {tool.version}")
+    if described.opset is not None:
+        echo(f"opset:         {described.opset}")

@@ -1,12 +1,15 @@
-"""`digitkit predict`: digits for image files, on the device runtime (no TensorFlow)."""
+"""`digitkit predict`: digits for image files, on the device runtime (no TensorFlow). Plain lines, so
+that its start-up stays cheap on a device."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, echo, fail, friendly_errors
+from .common import DEFAULT_EXPORT_DIR, echo, error_line
+
+BACKEND_HELP = "auto, or a backend: litert, tflite-runtime, onnxruntime, numpy (numpy-micro: TFLite Micro's rounding)."
 
 
 def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
@@ -17,31 +20,33 @@ def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
 
     if not (export_dir / MANIFEST_NAME).is_file():
         raise ArtifactError(f"No --model given and no export in {export_dir}", "Run `digitkit export --int8` or pass --model PATH")
-    entries = read_manifest(export_dir).artifacts
+    manifest = read_manifest(export_dir)
     preference = ("int8-pixels", "int8")
-    ranked = sorted(entries, key=lambda e: (e["format"] != "tflite", preference.index(e["mode"]) if e["mode"] in preference else len(preference)))
+    ranked = sorted(
+        manifest.artifacts,
+        key=lambda e: (e.format != "tflite", preference.index(e.mode) if e.mode in preference else len(preference)),
+    )
     if not ranked:
-        raise ArtifactError(f"{export_dir / MANIFEST_NAME} lists no artifacts", "Run `digitkit export --int8` or pass --model PATH")
-    return export_dir / ranked[0]["file"]
+        raise ArtifactError(f"{manifest.name} lists no artifacts", "Run `digitkit export --int8` or pass --model PATH")
+    return manifest.path_of(ranked[0])
 
 
-@friendly_errors
 def predict(
-    images: List[Path] = typer.Argument(..., help="Image files or directories of them (PNG, JPEG, BMP, PGM/PPM, ...)."),
-    model: Optional[Path] = typer.Option(None, help="A .tflite or .onnx artifact (default: the int8 TFLite of the last export)."),
-    backend: str = typer.Option("auto", help="auto, litert, tflite-runtime or onnxruntime."),
-    threads: Optional[int] = typer.Option(None, help="Threads the backend may use."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: file, digit, confidence, probabilities."),
+    images: Annotated[List[Path], typer.Argument(help="Image files or directories of them (PNG, JPEG, BMP, PGM/PPM, ...).")],
+    model: Annotated[Optional[Path], typer.Option(help="A .tflite or .onnx artifact (default: the int8 TFLite of the last export).")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="Threads the backend may use.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: file, digit, confidence, probabilities.")] = False,
 ) -> None:
     """Predict the digit in each image. Bad files are reported one line each; the rest are still predicted."""
     import json
 
     import numpy as np
 
-    from digitkit.export.quiet import quiet_output
     from digitkit.runtime import load
-    from digitkit.runtime.errors import DigitkitError
-    from digitkit.runtime.images import expand_image_paths, load_images
+    from digitkit.runtime.errors import ImageError
+    from digitkit.runtime.images import expand_image_paths, load_image
+    from digitkit.runtime.quiet import quiet_output
 
     with quiet_output():
         runtime_model = load(model or default_model(), backend=backend, threads=threads)
@@ -50,16 +55,16 @@ def predict(
     for argument in images:
         try:
             files.extend(expand_image_paths([argument]))
-        except DigitkitError as exc:
+        except ImageError as exc:
             failures += 1
-            typer.echo(f"digitkit: error: {exc.one_line()}", err=True)
+            error_line(exc.one_line())
     loaded = []
-    for path, result in load_images(files):
-        if isinstance(result, DigitkitError):
+    for path in files:  # expanded once above; each file read once
+        try:
+            loaded.append((path, load_image(path)))
+        except ImageError as exc:
             failures += 1
-            typer.echo(f"digitkit: error: {result.one_line()}", err=True)
-        else:
-            loaded.append((path, result))
+            error_line(exc.one_line())
     if loaded:
         probabilities = runtime_model.predict_proba(np.stack([image for _, image in loaded]))
         for (path, _), row in zip(loaded, probabilities):
@@ -71,6 +76,6 @@ def predict(
                 top3 = " ".join(f"{int(d)}:{row[d]:.3f}" for d in order[:3])
                 echo(f"{path}  digit {digit}  confidence {confidence:.3f}  top3 {top3}")
     if not loaded and not failures:
-        raise fail("No images found in the given directories. Pass PNG, JPEG, BMP or PGM files")
+        raise ImageError("No images found in the given directories", "Pass PNG, JPEG, BMP or PGM files")
     if failures:
         raise typer.Exit(2)

@@ -2,24 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_TRAIN_DIR, echo, friendly_errors
+from .common import DEFAULT_TRAIN_DIR, echo
 
 
-@friendly_errors
 def train(
-    epochs: int = typer.Option(4, help="Training epochs (the seed recipe uses 4)."),
-    batch_size: int = typer.Option(128, help="Mini-batch size (the seed recipe uses 128)."),
-    seed: int = typer.Option(0, help="Random seed: the same seed gives bit-identical weights."),
-    data_dir: Optional[Path] = typer.Option(None, help="Directory with the four MNIST .gz files [env: DIGITKIT_DATA]."),
-    out: Path = typer.Option(DEFAULT_TRAIN_DIR, help="Where model.keras and training.json are written."),
+    epochs: Annotated[int, typer.Option(help="Training epochs (the seed recipe uses 4).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size (the seed recipe uses 128).")] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives bit-identical weights.")] = 0,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the four MNIST .gz files [env: DIGITKIT_DATA].")] = None,
+    out: Annotated[Path, typer.Option(help="Where model.keras and training.json are written.")] = DEFAULT_TRAIN_DIR,
 ) -> None:
     """Train the MNIST MLP (784-512-512-10, rmsprop, batch 128) and write model.keras."""
-    from digitkit.toolkit.progress import EpochBar
-    from digitkit.toolkit.training import TrainConfig, train as run_training
+    from digitkit.toolkit.cli.progress import EpochBar
+    from digitkit.toolkit.training import TrainConfig
+    from digitkit.toolkit.training import train as run_training
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed)
     config.check()

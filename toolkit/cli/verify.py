@@ -2,25 +2,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, echo, friendly_errors
+from .common import DEFAULT_EXPORT_DIR, echo, print_table
+
+if TYPE_CHECKING:
+    from digitkit.toolkit.verification import Gates, ParityResult
 
 
-@friendly_errors
 def verify(
-    artifact_dir: Path = typer.Argument(DEFAULT_EXPORT_DIR, help="Directory with manifest.json (default: the last export)."),
-    bundle: Optional[Path] = typer.Option(None, "--bundle", help="A bundle from `digitkit bundle`: its artifacts and its own parity set (on a device)."),
-    min_accuracy: float = typer.Option(0.95, help="Every artifact must reach this test accuracy."),
-    max_drop: float = typer.Option(0.5, help="Most percentage points an artifact may lose against the Keras model."),
-    min_agreement: float = typer.Option(0.99, help="Least fraction of test images with the Keras model's top-1."),
-    backends: Optional[List[str]] = typer.Option(None, "--backend", help="Only these backends (repeatable; default: every installed one)."),
-    files: Optional[List[str]] = typer.Option(None, "--artifact", help="Only these artifact files (repeatable)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here ('-' for stdout)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with plots to this directory."),
-    data_dir: Optional[Path] = typer.Option(None, help="Directory with the MNIST test files [env: DIGITKIT_DATA]."),
+    artifact_dir: Annotated[Path, typer.Argument(help="Directory with manifest.json (default: the last export).")] = DEFAULT_EXPORT_DIR,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="A bundle from `digitkit bundle`: its artifacts and its own parity set (on a device).")] = None,
+    min_accuracy: Annotated[float, typer.Option(help="Every artifact must reach this test accuracy.")] = 0.95,
+    max_drop: Annotated[float, typer.Option(help="Most percentage points an artifact may lose against the Keras model.")] = 0.5,
+    min_agreement: Annotated[float, typer.Option(help="Least fraction of test images with the Keras model's top-1.")] = 0.99,
+    backends: Annotated[Optional[List[str]], typer.Option("--backend", help="Only these backends (repeatable; default: every installed one).")] = None,
+    files: Annotated[Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this directory.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")] = None,
 ) -> None:
     """Run all 10,000 MNIST test images through each artifact and gate on parity with Keras.
 
@@ -28,60 +30,65 @@ def verify(
     import json
     import sys
 
-    from digitkit.export.atomic import write_json_atomic
+    from digitkit.runtime.files import check_output_file, ensure_writable_dir, write_json_atomic
     from digitkit.runtime.manifest import read_manifest
+    from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.data import load_mnist_test
     from digitkit.toolkit.verification import Gates, summary_json, verify_manifest
 
+    gates = Gates(min_accuracy=min_accuracy, max_drop_pp=max_drop, min_agreement=min_agreement)
+    gates.check()
+    to_stdout = json_path is not None and str(json_path) == "-"
+    if json_path is not None and not to_stdout:
+        check_output_file(json_path, "--json")
+    if report is not None:
+        from digitkit.toolkit.report import require_plotting
+
+        require_plotting()
+        ensure_writable_dir(report.parent if str(report.parent) else Path("."), "report", "--report")
     if bundle is not None:
         from digitkit.toolkit.bundling import open_bundle
 
         manifest, data_dir = open_bundle(bundle)
     else:
         manifest = read_manifest(artifact_dir)
-    gates = Gates(min_accuracy=min_accuracy, max_drop_pp=max_drop, min_agreement=min_agreement)
-    gates.check()
     x_test, y_test = load_mnist_test(data_dir)
-    from digitkit.export.quiet import quiet_output
-
     with quiet_output():  # LiteRT's XNNPACK start-up notice
         results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
     summary = summary_json(manifest, results, gates)
-    if json_path is not None and str(json_path) == "-":
+    if to_stdout:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        echo(render_table(results, float(manifest.reference["test_accuracy"]), gates))
+        render(results, manifest.source_model.test_accuracy, gates)
         if json_path is not None:
             write_json_atomic(json_path, summary)
             echo(f"JSON: {json_path}")
     if report is not None:
         from digitkit.toolkit.report import write_report
 
-        page = write_report(report, manifest, results, x_test, y_test)
-        if page is not None:
-            echo(f"Report: {page}")
+        echo(f"Report: {write_report(report, manifest, results, x_test, y_test)}")
     if not summary["passed"]:
         raise typer.Exit(1)
 
 
-def render_table(results, reference_accuracy: float, gates) -> str:
-    from digitkit.toolkit.table import text_table
+def render(results: list[ParityResult], reference_accuracy: float, gates: Gates) -> None:
+    from rich.text import Text
 
     rows = []
-    for r in results:
+    for r in sorted(results, key=lambda r: r.passed):  # failures first
+        verdict = Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red")
         diff = "-" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
         rows.append([
-            "✅" if r.passed else "❌", r.file, r.backend, f"{r.accuracy:.4f}", f"{-r.drop_pp + 0.0:+.2f}",
+            verdict, r.file, r.backend, f"{r.accuracy:.4f}", f"{-r.drop_pp + 0.0:+.2f}",
             f"{100 * r.agreement:.2f}%", diff, f"{r.ms_per_image * 1000:.1f}",
         ])
-    lines = [text_table(["", "artifact", "backend", "accuracy", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows)]
-    lines.append(
+    print_table(["", "artifact", "backend", "accuracy", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows)
+    echo(
         f"Keras reference accuracy {reference_accuracy:.4f}. Gates: accuracy ≥ {gates.min_accuracy:.2f}, "
         f"drop ≤ {gates.max_drop_pp:.2f} pp, agreement ≥ {100 * gates.min_agreement:.1f}%."
     )
     for r in results:
         for failure in r.failures:
-            lines.append(f"❌ {r.file} on {r.backend}: {failure.kind}: {failure.message}")
+            echo(f"FAIL {r.file} on {r.backend}: {failure.kind}: {failure.message}")
     passed = sum(r.passed for r in results)
-    lines.append(f"{passed} of {len(results)} artifact/backend pairs pass." + ("" if passed == len(results) else " FAILED."))
-    return "\n".join(lines)
+    echo(f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {len(results)} artifact/backend pairs pass.")

@@ -11,21 +11,34 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
-from digitkit.runtime.errors import DigitkitError
+from .errors import InputError
 
 STAGING_PREFIX = ".digitkit-staging-"
 
 
-def ensure_writable_dir(directory: Path, what: str = "output") -> Path:
+def ensure_writable_dir(directory: Path, what: str = "output", option: str = "--out") -> Path:
+    """``directory``, created with its parents if need be, and writable: checked before any work."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{what.capitalize()} directory {directory} is a file", f"Pass a directory to {option}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DigitkitError(f"Cannot create {what} directory {directory} ({exc.strerror})", "Pass a writable --out") from exc
+        raise InputError(f"Cannot create {what} directory {directory} ({exc.strerror})", f"Pass a writable {option}") from exc
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise DigitkitError(f"{what.capitalize()} directory {directory} is not writable", "Pass a writable --out")
+        raise InputError(f"{what.capitalize()} directory {directory} is not writable", f"Pass a writable {option}")
     return directory
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """A file the command will write at the end: its directory made and writable now, before the work."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a directory", f"Pass a file name to {option}, e.g. {path / 'result.json'}")
+    ensure_writable_dir(path.parent if str(path.parent) else Path("."), "output", option)
+    return path
 
 
 def temporary_path(target: Path) -> Path:
@@ -43,7 +56,7 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path):
+def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success fsync and rename it to ``target``."""
     target = Path(target)
     tmp = temporary_path(target)
@@ -62,7 +75,7 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def write_json_atomic(target: str | Path, data) -> None:
+def write_json_atomic(target: str | Path, data: Any) -> None:
     write_bytes_atomic(target, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 

@@ -1,0 +1,52 @@
+"""Silence native chatter written straight to file descriptors 1 and 2 (TensorFlow's and LiteRT's
+start-up notices, Keras listing SavedModel endpoints), keeping it so that a failure can quote it.
+Python warnings raised meanwhile are dropped, except digitkit's own, which are raised again after."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from typing import IO, Iterator
+
+
+class Captured:
+    """What was written while silenced; ``tail()`` gives its last lines for an error message."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.text = ""
+
+    def _collect(self) -> None:
+        self._sink.seek(0)
+        self.text = self._sink.read()[-65536:].decode("utf-8", "replace")
+
+    def tail(self, lines: int = 5) -> list[str]:
+        return [line for line in self.text.splitlines() if line.strip()][-lines:]
+
+
+@contextlib.contextmanager
+def quiet_output() -> Iterator[Captured]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        captured = Captured(sink)
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield captured
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+                captured._collect()
+        for warning in recorded:  # the libraries' warnings stay silenced; digitkit's own pass through
+            if warning.category.__module__.startswith("digitkit"):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
