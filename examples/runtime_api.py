@@ -1,7 +1,8 @@
 """The device runtime from Python: load an artifact, predict, check it against its manifest.
 
-    python examples/runtime_api.py runs/export/digit_mlp_int8.tflite
+python examples/runtime_api.py runs/export/digit_mlp_int8.tflite
 """
+
 import sys
 
 import numpy as np

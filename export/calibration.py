@@ -3,6 +3,7 @@
 One small interface serves both converters: ``CalibrationSet`` yields float32 (1, 784) batches for
 TFLite's representative dataset and feeds ONNX Runtime as a ``CalibrationDataReader``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,10 @@ class CalibrationSet:
     @classmethod
     def from_training_set(cls, x_train: np.ndarray, size: int = 500, seed: int = 0) -> CalibrationSet:
         if not 1 <= size <= len(x_train):
-            raise InputError(f"--calibration-size must be between 1 and {len(x_train)}, got {size}", "Pass a few hundred, e.g. 500")
+            raise InputError(
+                f"--calibration-size must be between 1 and {len(x_train)}, got {size}",
+                "Pass a few hundred, e.g. 500",
+            )
         indices = np.sort(np.random.default_rng(seed).choice(len(x_train), size=size, replace=False))
         images = x_train[indices].reshape(size, 784).astype(np.float32) / np.float32(255.0)
         return cls(images=images, indices=indices, seed=seed)

@@ -1,4 +1,5 @@
 """What every exporter needs, built once per export run: the Keras model, TensorFlow, calibration data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 validation, and the docs: `python -m digitkit.export.formats` prints the Markdown table, and a test
 holds the README's and docs/manifest.md's copies to it. Verification runs what a manifest lists (a
 device has no export layer); the tests check that it covers every row of this table."""
+
 from __future__ import annotations
 
 import importlib
@@ -30,7 +31,11 @@ MODES = {
     "fp16": Mode("fp16", "--float16", "float16 weights, float32 compute and I/O"),
     "dynamic": Mode("dynamic", "--dynamic", "int8 weights, activations quantized at run time, float I/O"),
     "int8": Mode("int8", "--int8", "full integer: int8 weights and activations, calibrated"),
-    "int8-pixels": Mode("int8-pixels", "--int8", "the same full-integer model with uint8 pixels in and float32 out, (de)quantizing inside"),
+    "int8-pixels": Mode(
+        "int8-pixels",
+        "--int8",
+        "the same full-integer model with uint8 pixels in and float32 out, (de)quantizing inside",
+    ),
 }
 
 
@@ -45,19 +50,77 @@ class ExportTarget:
 
     def export_function(self) -> Callable[[ExportContext, Path], ConverterInfo]:
         module, _, name = self.exporter.partition(":")
-        function: Callable[[ExportContext, Path], ConverterInfo] = getattr(importlib.import_module(module), name)
+        function: Callable[[ExportContext, Path], ConverterInfo] = getattr(
+            importlib.import_module(module), name
+        )
         return function
 
 
 TARGETS = (
-    ExportTarget("tflite", "fp32", "digit_mlp_fp32.tflite", "digitkit.export.tflite:export_fp32", "none", "float32 in, float32 out"),
-    ExportTarget("tflite", "fp16", "digit_mlp_fp16.tflite", "digitkit.export.tflite:export_fp16", "float16 weights", "float32 in, float32 out"),
-    ExportTarget("tflite", "dynamic", "digit_mlp_dynamic.tflite", "digitkit.export.tflite:export_dynamic", "int8 weights (per-tensor), dynamic-range activations", "float32 in, float32 out"),
-    ExportTarget("tflite", "int8", "digit_mlp_int8.tflite", "digitkit.export.tflite:export_int8", "int8 weights (per-channel) and activations, calibrated", "int8 in, int8 out"),
-    ExportTarget("tflite", "int8-pixels", "digit_mlp_int8_pixels.tflite", "digitkit.export.tflite:export_int8_pixels", "as int8, plus QUANTIZE (uint8 to int8) and DEQUANTIZE ops at its ends", "uint8 pixels in, float32 out"),
-    ExportTarget("onnx", "fp32", "digit_mlp_fp32.onnx", "digitkit.export.onnx:export_fp32", "none", "float32 in, float32 out"),
-    ExportTarget("onnx", "dynamic", "digit_mlp_dynamic.onnx", "digitkit.export.onnx:export_dynamic", "int8 weights, dynamic activations (DynamicQuantizeLinear)", "float32 in, float32 out"),
-    ExportTarget("onnx", "int8", "digit_mlp_int8.onnx", "digitkit.export.onnx:export_int8", "QDQ: int8 weights (per-channel) and activations, calibrated", "float32 in, float32 out"),
+    ExportTarget(
+        "tflite",
+        "fp32",
+        "digit_mlp_fp32.tflite",
+        "digitkit.export.tflite:export_fp32",
+        "none",
+        "float32 in, float32 out",
+    ),
+    ExportTarget(
+        "tflite",
+        "fp16",
+        "digit_mlp_fp16.tflite",
+        "digitkit.export.tflite:export_fp16",
+        "float16 weights",
+        "float32 in, float32 out",
+    ),
+    ExportTarget(
+        "tflite",
+        "dynamic",
+        "digit_mlp_dynamic.tflite",
+        "digitkit.export.tflite:export_dynamic",
+        "int8 weights (per-tensor), dynamic-range activations",
+        "float32 in, float32 out",
+    ),
+    ExportTarget(
+        "tflite",
+        "int8",
+        "digit_mlp_int8.tflite",
+        "digitkit.export.tflite:export_int8",
+        "int8 weights (per-channel) and activations, calibrated",
+        "int8 in, int8 out",
+    ),
+    ExportTarget(
+        "tflite",
+        "int8-pixels",
+        "digit_mlp_int8_pixels.tflite",
+        "digitkit.export.tflite:export_int8_pixels",
+        "as int8, plus QUANTIZE (uint8 to int8) and DEQUANTIZE ops at its ends",
+        "uint8 pixels in, float32 out",
+    ),
+    ExportTarget(
+        "onnx",
+        "fp32",
+        "digit_mlp_fp32.onnx",
+        "digitkit.export.onnx:export_fp32",
+        "none",
+        "float32 in, float32 out",
+    ),
+    ExportTarget(
+        "onnx",
+        "dynamic",
+        "digit_mlp_dynamic.onnx",
+        "digitkit.export.onnx:export_dynamic",
+        "int8 weights, dynamic activations (DynamicQuantizeLinear)",
+        "float32 in, float32 out",
+    ),
+    ExportTarget(
+        "onnx",
+        "int8",
+        "digit_mlp_int8.onnx",
+        "digitkit.export.onnx:export_int8",
+        "QDQ: int8 weights (per-channel) and activations, calibrated",
+        "float32 in, float32 out",
+    ),
 )
 
 
@@ -87,7 +150,9 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
         if mode not in MODES:
             raise InputError(f"Unknown mode {mode!r}", f"Use one of: {', '.join(MODES)}")
     for flag in dict.fromkeys(f for m in chosen_modes if (f := MODES[m].flag) is not None):
-        available = list(dict.fromkeys(f for m in modes_of_flag(flag) if m in chosen_modes for f in formats_with(m)))
+        available = list(
+            dict.fromkeys(f for m in modes_of_flag(flag) if m in chosen_modes for f in formats_with(m))
+        )
         if formats and not any(fmt in chosen_formats for fmt in available):
             raise InputError(
                 f"{flag} is not available for {', '.join(chosen_formats)}",
@@ -99,7 +164,9 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
 def markdown_table() -> str:
     rows = ["| format | mode | flag | file | quantization | I/O |", "| --- | --- | --- | --- | --- | --- |"]
     for t in TARGETS:
-        rows.append(f"| {t.format} | {t.mode} | {MODES[t.mode].flag or '(always)'} | `{t.filename}` | {t.quantization} | {t.io} |")
+        rows.append(
+            f"| {t.format} | {t.mode} | {MODES[t.mode].flag or '(always)'} | `{t.filename}` | {t.quantization} | {t.io} |"
+        )
     return "\n".join(rows)
 
 

@@ -1,5 +1,6 @@
 """Building the manifest (docs/manifest.md) from what an export run produced. Its types, reading and
 checking live in the runtime: digitkit.runtime.manifest."""
+
 from __future__ import annotations
 
 import platform
@@ -52,7 +53,11 @@ class Reference:
 
 
 def artifact_entry(
-    target: ExportTarget, path: Path, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], info: ConverterInfo
+    target: ExportTarget,
+    path: Path,
+    inputs: Sequence[TensorInfo],
+    outputs: Sequence[TensorInfo],
+    info: ConverterInfo,
 ) -> ArtifactEntry:
     return ArtifactEntry(
         file=path.name,
@@ -91,7 +96,10 @@ def build_manifest(
         test_accuracy=round(float(test_accuracy), 6),
         test_predictions=predictions_string(reference.predictions),
         test_probabilities=Probabilities(
-            reference.probabilities_path.name, sha256_file(reference.probabilities_path), "float32", reference.probabilities_shape
+            reference.probabilities_path.name,
+            sha256_file(reference.probabilities_path),
+            "float32",
+            reference.probabilities_shape,
         ),
         training=training,
     )

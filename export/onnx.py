@@ -1,5 +1,6 @@
 """ONNX exporters: tf2onnx from a tf.function with an input signature (from_keras fails on Keras 3),
 then ONNX Runtime's quantizers for the int8 modes."""
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,7 @@ def fp32_model(ctx: ExportContext):
         signature = [tf.TensorSpec([None, 784], tf.float32, name=INPUT_NAME)]
         function = tf.function(lambda pixels: model(pixels, training=False), input_signature=signature)
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-        proto, _ = tf2onnx.convert.from_function(
-            function, input_signature=signature, opset=ctx.onnx_opset
-        )
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ctx.onnx_opset)
         _rename_output(proto, OUTPUT_NAME)
         proto.producer_name = "digitkit (tf2onnx)"
         ctx.cache["onnx_fp32"] = proto

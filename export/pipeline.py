@@ -1,5 +1,6 @@
 """One export run: convert every selected target into a staging directory, describe each with the
 runtime that will run it, write the manifest, then publish everything by atomic renames."""
+
 from __future__ import annotations
 
 import shutil
@@ -59,7 +60,9 @@ def require_model_file(path: Path) -> Path:
     """Cheap, before MNIST or TensorFlow load: the trained model file exists."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"No trained model at {path}", "Run `digitkit train` first, or pass --model PATH/model.keras")
+        raise ArtifactError(
+            f"No trained model at {path}", "Run `digitkit train` first, or pass --model PATH/model.keras"
+        )
     return path
 
 
@@ -79,7 +82,12 @@ def load_keras_model(path: Path):
         ) from exc
     input_shape = tuple(model.inputs[0].shape) if model.inputs else None
     output_shape = tuple(model.outputs[0].shape) if model.outputs else None
-    if input_shape is None or tuple(input_shape[1:]) != (784,) or output_shape is None or tuple(output_shape[1:]) != (10,):
+    if (
+        input_shape is None
+        or tuple(input_shape[1:]) != (784,)
+        or output_shape is None
+        or tuple(output_shape[1:]) != (10,)
+    ):
         raise ArtifactError(
             f"{path} maps {input_shape} to {output_shape}, not (None, 784) to (None, 10)",
             "Export a model trained by `digitkit train`",
@@ -98,13 +106,21 @@ def run_export(request: ExportRequest) -> ExportResult:
     x_test_flat = x_test.reshape(len(x_test), 784).astype(np.float32) / np.float32(255.0)
     staging = new_staging_dir(out_dir)
     try:
-        ctx = ExportContext(model=model, tf=tf, calibration=request.calibration, staging=staging, onnx_opset=request.onnx_opset)
+        ctx = ExportContext(
+            model=model,
+            tf=tf,
+            calibration=request.calibration,
+            staging=staging,
+            onnx_opset=request.onnx_opset,
+        )
         probabilities = np.asarray(model.predict(x_test_flat, batch_size=1000, verbose=0), dtype=np.float32)
         predictions = probabilities.argmax(axis=1)
         source_accuracy = float((predictions == y_test).mean())
         probabilities_path = staging / REFERENCE_PROBABILITIES
         np.save(probabilities_path, probabilities)
-        reference = Reference(Path(request.model_path), predictions, probabilities_path, probabilities.shape, request.training)
+        reference = Reference(
+            Path(request.model_path), predictions, probabilities_path, probabilities.shape, request.training
+        )
 
         entries, exported = [], []
         for target in request.targets:
@@ -115,11 +131,26 @@ def run_export(request: ExportRequest) -> ExportResult:
             with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2
                 runtime_model = load(path, verify_hash=False)
             accuracy = float((runtime_model.predict(x_test) == y_test).mean())
-            entries.append(artifact_entry(target, path, runtime_model.session.inputs, runtime_model.session.outputs, info))
-            exported.append(ExportedArtifact(target, out_dir / target.filename, path.stat().st_size, accuracy, runtime_model.backend, seconds))
+            entries.append(
+                artifact_entry(
+                    target, path, runtime_model.session.inputs, runtime_model.session.outputs, info
+                )
+            )
+            exported.append(
+                ExportedArtifact(
+                    target,
+                    out_dir / target.filename,
+                    path.stat().st_size,
+                    accuracy,
+                    runtime_model.backend,
+                    seconds,
+                )
+            )
 
         versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
-        manifest = build_manifest(entries, reference, source_accuracy, request.calibration.describe(), request.data_sha256, versions)
+        manifest = build_manifest(
+            entries, reference, source_accuracy, request.calibration.describe(), request.data_sha256, versions
+        )
         write_json_atomic(staging / MANIFEST_NAME, manifest.to_json())
         publish([staging / e.file for e in entries] + [probabilities_path, staging / MANIFEST_NAME], out_dir)
     finally:
@@ -138,7 +169,9 @@ def _convert(target: ExportTarget, ctx: ExportContext, path: Path) -> ConverterI
         except Exception as exc:
             failure = exc
     said = captured.tail(3)
-    detail = f"{type(failure).__name__}: {str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+    detail = (
+        f"{type(failure).__name__}: {str(failure).strip().splitlines()[0] if str(failure).strip() else ''}"
+    )
     quoted = f"; the converter said: {' | '.join(said)}" if said else ""
     raise ExportError(
         f"Export to {target.format} {target.mode} ({target.filename}) failed: {detail}{quoted}",

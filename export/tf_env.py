@@ -1,4 +1,5 @@
 """Import TensorFlow quietly, only when a command really needs it."""
+
 from __future__ import annotations
 
 import os

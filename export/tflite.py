@@ -2,6 +2,7 @@
 
 (from_concrete_functions with a Keras 3 model leaves the weights as variables: NaN outputs.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,9 +1,10 @@
 """digitkit's device runtime: numpy plus one backend, never TensorFlow.
 
-    from digitkit.runtime import load
-    model = load("runs/export/digit_mlp_int8.tflite")
-    model.predict(images)  # uint8 0-255 or float [0, 1]; (N, 28, 28), (N, 784) or one image
+from digitkit.runtime import load
+model = load("runs/export/digit_mlp_int8.tflite")
+model.predict(images)  # uint8 0-255 or float [0, 1]; (N, 28, 28), (N, 784) or one image
 """
+
 from .backends import BACKENDS, backends_for, register_backend
 from .errors import (
     ArtifactError,

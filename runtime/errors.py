@@ -3,6 +3,7 @@
 Each error carries the problem and the fix, so the CLI can print one line and exit 2 without a
 traceback, and library callers can catch the precise kind they care about.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 A killed or failed run therefore never leaves a half-written file under a real name, and the
 previous file stays intact until the new one replaces it in a single rename.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,13 +23,19 @@ def ensure_writable_dir(directory: Path, what: str = "output", option: str = "--
     """``directory``, created with its parents if need be, and writable: checked before any work."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise InputError(f"{what.capitalize()} directory {directory} is a file", f"Pass a directory to {option}")
+        raise InputError(
+            f"{what.capitalize()} directory {directory} is a file", f"Pass a directory to {option}"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"Cannot create {what} directory {directory} ({exc.strerror})", f"Pass a writable {option}") from exc
+        raise InputError(
+            f"Cannot create {what} directory {directory} ({exc.strerror})", f"Pass a writable {option}"
+        ) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise InputError(f"{what.capitalize()} directory {directory} is not writable", f"Pass a writable {option}")
+        raise InputError(
+            f"{what.capitalize()} directory {directory} is not writable", f"Pass a writable {option}"
+        )
     return directory
 
 
@@ -36,7 +43,9 @@ def check_output_file(path: Path, option: str) -> Path:
     """A file the command will write at the end: its directory made and writable now, before the work."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{option} {path} is a directory", f"Pass a file name to {option}, e.g. {path / 'result.json'}")
+        raise InputError(
+            f"{option} {path} is a directory", f"Pass a file name to {option}, e.g. {path / 'result.json'}"
+        )
     ensure_writable_dir(path.parent if str(path.parent) else Path("."), "output", option)
     return path
 
@@ -82,7 +91,7 @@ def write_json_atomic(target: str | Path, data: Any) -> None:
 def new_staging_dir(parent: Path) -> Path:
     """A hidden scratch directory for a multi-file write; stale ones from killed runs are removed."""
     for stale in parent.glob(STAGING_PREFIX + "*"):
-        pid = stale.name[len(STAGING_PREFIX):].split("-")[0]
+        pid = stale.name[len(STAGING_PREFIX) :].split("-")[0]
         if not pid.isdigit() or not _pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent))

@@ -1,4 +1,5 @@
 """sha256 of files, read in chunks so a large file never sits in memory twice."""
+
 from __future__ import annotations
 
 import hashlib

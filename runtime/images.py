@@ -8,6 +8,7 @@ Only the standard library and numpy are imported here; Pillow is imported when a
 a device that never reads image files does not need it. Every failure is an ``ImageError`` naming
 the file: a CLI prints one line per bad file and carries on with the good ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def _pillow() -> tuple[Any, Any]:
     try:
         from PIL import Image, ImageOps
     except ImportError as exc:
-        raise BackendUnavailableError("Reading image files needs Pillow", "pip install 'digitkit[images]'") from exc
+        raise BackendUnavailableError(
+            "Reading image files needs Pillow", "pip install 'digitkit[images]'"
+        ) from exc
     return Image, ImageOps
 
 
@@ -62,11 +65,14 @@ def expand_image_paths(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]
         path = Path(raw)
         if path.is_dir():
             images = sorted(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
             )
             if not images:
-                raise ImageError(f"{path} contains no image files", f"Put {', '.join(sorted(IMAGE_SUFFIXES))} files in it")
+                raise ImageError(
+                    f"{path} contains no image files", f"Put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"
+                )
             found.extend(images)
         elif path.exists():
             found.append(path)
@@ -81,7 +87,9 @@ def load_image(path: PathLike) -> np.ndarray:
     return _to_mnist(_read_gray(path), str(path))
 
 
-def load_images(paths: Union[PathLike, Iterable[PathLike]]) -> List[Tuple[Path, Union[np.ndarray, ImageError]]]:
+def load_images(
+    paths: Union[PathLike, Iterable[PathLike]],
+) -> List[Tuple[Path, Union[np.ndarray, ImageError]]]:
     """Each file's digit, or the ImageError that explains why it has none; never raises per file.
 
     Directories are expanded as by ``expand_image_paths``; a missing path yields its error in
@@ -143,8 +151,12 @@ def _read_gray(path: Path) -> np.ndarray:
         raise ImageError(f"{path} is not an image Pillow can read", _FIX_IMAGE) from exc
     except OSError as exc:
         if exc.errno is not None:  # the file system's refusal, not the image's content
-            raise ImageError(f"{path} cannot be read ({exc.strerror})", "Check the file's permissions") from exc
-        raise ImageError(f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it") from exc
+            raise ImageError(
+                f"{path} cannot be read ({exc.strerror})", "Check the file's permissions"
+            ) from exc
+        raise ImageError(
+            f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+        ) from exc
     except Exception as exc:  # a malformed header can raise nearly anything inside a plugin
         raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", _FIX_IMAGE) from exc
     with img:
@@ -164,7 +176,9 @@ def _read_gray(path: Path) -> np.ndarray:
         except bomb as exc:
             raise _too_large(path, (width, height), limit) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it") from exc
+            raise ImageError(
+                f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+            ) from exc
         except Exception as exc:  # Pillow decoders raise struct.error, IndexError, ... on bad data
             raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
 
@@ -234,11 +248,16 @@ def _as_levels(gray: ArrayLike) -> np.ndarray:
     """Validate and return grayscale as float64 on 0-255."""
     array = np.asarray(gray)
     if array.ndim != 2 or array.size == 0:
-        raise ImageError(f"A grayscale image must be a non-empty 2-D array, not shape {array.shape}", "Convert the image to grayscale first")
+        raise ImageError(
+            f"A grayscale image must be a non-empty 2-D array, not shape {array.shape}",
+            "Convert the image to grayscale first",
+        )
     if array.dtype == np.uint8:
         return array.astype(np.float64)
     if array.dtype.kind not in "fiub":
-        raise ImageError(f"Images of dtype {array.dtype} are not supported", "Pass uint8 pixels or floats in [0, 1]")
+        raise ImageError(
+            f"Images of dtype {array.dtype} are not supported", "Pass uint8 pixels or floats in [0, 1]"
+        )
     values = array.astype(np.float64)
     if not np.isfinite(values).all():
         raise ImageError("The image contains NaN or infinite pixels", "Replace them before converting")
@@ -275,7 +294,10 @@ def _to_mnist(gray: ArrayLike, name: str) -> np.ndarray:
     ink = np.clip(values - (background + 3.0 * spread), 0.0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
-        raise ImageError(f"{name} contains no digit (blank image)", "Pass an image with one dark digit on light paper, or a light one on dark")
+        raise ImageError(
+            f"{name} contains no digit (blank image)",
+            "Pass an image with one dark digit on light paper, or a light one on dark",
+        )
     if values.shape == (FIELD, FIELD):
         if not inverted and isinstance(original, np.ndarray) and original.dtype == np.uint8:
             return original.copy()  # already MNIST form: bit for bit
@@ -290,11 +312,13 @@ def _normalise(ink: np.ndarray) -> np.ndarray:
     Image, _ = _pillow()
     rows = np.flatnonzero((ink > INK_FRACTION).any(axis=1))
     cols = np.flatnonzero((ink > INK_FRACTION).any(axis=0))
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
     scale = BOX / max(height, width)
     size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
-    digit = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    digit = np.asarray(
+        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS), dtype=np.float64
+    )
     digit = np.clip(digit, 0.0, None)
     top_level = digit.max()
     if top_level <= 0:
@@ -307,7 +331,7 @@ def _normalise(ink: np.ndarray) -> np.ndarray:
     top = int(np.clip(round(FIELD / 2 - cy), 0, FIELD - digit.shape[0]))
     left = int(np.clip(round(FIELD / 2 - cx), 0, FIELD - digit.shape[1]))
     field = np.zeros((FIELD, FIELD), dtype=np.float64)
-    field[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    field[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return _to_uint8(field * 255.0)
 
 

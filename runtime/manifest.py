@@ -6,6 +6,7 @@ indexes the JSON. Only the standard library and numpy are used, so a device can 
 without TensorFlow. Unknown keys are kept (``extra``) and written back: a newer exporter's optional
 keys survive a bundle made by an older digitkit.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,9 @@ class _Reader:
             return None
         value = self.data[key]
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise ArtifactError(f"{self.source}: {self._at(key)} has the wrong type ({type(value).__name__})", _REEXPORT)
+            raise ArtifactError(
+                f"{self.source}: {self._at(key)} has the wrong type ({type(value).__name__})", _REEXPORT
+            )
         return value
 
     def _at(self, key: str) -> str:
@@ -249,11 +252,19 @@ class TrainingSummary:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TrainingSummary:
         """From a training.json record (``digitkit.toolkit.training``)."""
-        return cls(record.get("config", {}), tuple(record.get("epochs", ())), record.get("test_accuracy"), record.get("train_seconds"))
+        return cls(
+            record.get("config", {}),
+            tuple(record.get("epochs", ())),
+            record.get("test_accuracy"),
+            record.get("train_seconds"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = {"config": dict(self.config), "epochs": [dict(e) for e in self.epochs]}
-        return {**data, **_drop_none({"test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds})}
+        return {
+            **data,
+            **_drop_none({"test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds}),
+        }
 
 
 @dataclass(frozen=True)
@@ -327,7 +338,12 @@ class Calibration:
         return cls(r.text("source"), r.integer("samples"), r.integer("seed"), r.text("indices_sha256"))
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "samples": self.samples, "seed": self.seed, "indices_sha256": self.indices_sha256}
+        return {
+            "source": self.source,
+            "samples": self.samples,
+            "seed": self.seed,
+            "indices_sha256": self.indices_sha256,
+        }
 
 
 @dataclass(frozen=True)
@@ -361,7 +377,9 @@ class BundleInfo:
             return None
         directory = r.text("directory", "mnist")
         if Path(directory).is_absolute() or ".." in Path(directory).parts:
-            raise ArtifactError(f"{r.source}: bundle.directory {directory!r} leaves the bundle", "Copy the bundle again")
+            raise ArtifactError(
+                f"{r.source}: bundle.directory {directory!r} leaves the bundle", "Copy the bundle again"
+            )
         return cls(directory, r.strings("parity_set"), FileRef.read(r.child("wheel", required=False)))
 
     def to_json(self) -> dict[str, Any]:
@@ -445,7 +463,9 @@ class Manifest:
     def name(self) -> str:
         return str(self.path) if self.path else MANIFEST_NAME
 
-    def select(self, files: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None) -> list[ArtifactEntry]:
+    def select(
+        self, files: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None
+    ) -> list[ArtifactEntry]:
         """The entries named by ``files`` and of ``modes`` (all when None); unknown names are an error."""
         entries = list(self.artifacts)
         if files:
@@ -453,7 +473,10 @@ class Manifest:
             entries = [e for e in entries if e.file in wanted]
             unknown = wanted - {e.file for e in entries}
             if unknown:
-                raise ArtifactError(f"{', '.join(sorted(unknown))} not in {self.name}", "Name artifacts the manifest lists (see `digitkit info`)")
+                raise ArtifactError(
+                    f"{', '.join(sorted(unknown))} not in {self.name}",
+                    "Name artifacts the manifest lists (see `digitkit info`)",
+                )
         if modes:
             chosen = set(modes)
             entries = [e for e in entries if e.mode in chosen]
@@ -494,7 +517,9 @@ class Manifest:
         check_file_hash(path, entry.sha256)
         return path
 
-    def with_artifacts(self, entries: Sequence[ArtifactEntry], bundle: Optional[BundleInfo] = None) -> Manifest:
+    def with_artifacts(
+        self, entries: Sequence[ArtifactEntry], bundle: Optional[BundleInfo] = None
+    ) -> Manifest:
         """This manifest listing only ``entries`` (and a bundle section): what a bundle ships."""
         return replace(self, artifacts=tuple(entries), bundle=bundle, path=None)
 
@@ -517,7 +542,9 @@ def read_manifest(location: str | Path) -> Manifest:
     """Read and check the manifest in a directory (or at a .json path)."""
     path = manifest_path_for(location)
     if not path.is_file():
-        raise ArtifactError(f"No manifest at {path}", "Point at a directory written by `digitkit export` (or a bundle)")
+        raise ArtifactError(
+            f"No manifest at {path}", "Point at a directory written by `digitkit export` (or a bundle)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -537,9 +564,15 @@ def find_manifest_for(artifact: Path) -> Optional[Manifest]:
 def documented_types() -> dict[str, type]:
     """The JSON sections and the types that hold them, for the docs test."""
     return {
-        "(top level)": Manifest, "host": Host, "test_set": TestSet, "source_model": SourceModel,
-        "source_model.test_probabilities": Probabilities, "source_model.training": TrainingSummary,
-        "calibration": Calibration, "artifacts[]": ArtifactEntry, "artifacts[].inputs[]": TensorInfo,
+        "(top level)": Manifest,
+        "host": Host,
+        "test_set": TestSet,
+        "source_model": SourceModel,
+        "source_model.test_probabilities": Probabilities,
+        "source_model.training": TrainingSummary,
+        "calibration": Calibration,
+        "artifacts[]": ArtifactEntry,
+        "artifacts[].inputs[]": TensorInfo,
         "bundle": BundleInfo,
     }
 

@@ -1,4 +1,5 @@
 """``load()``: an artifact on a backend, behind ``predict`` and ``predict_proba``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,13 +69,17 @@ def read_artifact(
         manifest = find_manifest_for(path)
     entry = manifest.entry_for(path.name) if manifest is not None else None
     if manifest is not None and entry is None:
-        raise ArtifactError(f"{path.name} is not listed in {manifest.name}", "Pass an artifact the manifest lists")
+        raise ArtifactError(
+            f"{path.name} is not listed in {manifest.name}", "Pass an artifact the manifest lists"
+        )
     if entry is not None and verify_hash:
         check_file_hash(path, entry.sha256)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ArtifactError(f"{path} cannot be read ({exc.strerror})", "Check the file's permissions") from exc
+        raise ArtifactError(
+            f"{path} cannot be read ({exc.strerror})", "Check the file's permissions"
+        ) from exc
     fmt = detect_format(path, data)
     CHECKS[fmt](path, data)
     return path, data, fmt, manifest
@@ -97,8 +102,14 @@ def load(
     path, data, fmt, manifest = read_artifact(path, verify_hash=verify_hash, manifest=manifest)
     session = open_session(data, fmt, backend=backend, threads=threads)
     if len(session.inputs) != 1 or len(session.outputs) != 1:
-        raise ArtifactError(f"{path} has {len(session.inputs)} inputs and {len(session.outputs)} outputs, not one each", "Export the digit MLP with `digitkit export`")
+        raise ArtifactError(
+            f"{path} has {len(session.inputs)} inputs and {len(session.outputs)} outputs, not one each",
+            "Export the digit MLP with `digitkit export`",
+        )
     last = session.inputs[0].shape[-1] if session.inputs[0].shape else None
     if last != 784:
-        raise ArtifactError(f"{path} takes inputs of shape {session.inputs[0].shape}, not (N, 784)", "Export the digit MLP with `digitkit export`")
+        raise ArtifactError(
+            f"{path} takes inputs of shape {session.inputs[0].shape}, not (N, 784)",
+            "Export the digit MLP with `digitkit export`",
+        )
     return DigitModel(path, session, fmt, manifest)

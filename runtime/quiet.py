@@ -1,6 +1,7 @@
 """Silence native chatter written straight to file descriptors 1 and 2 (TensorFlow's and LiteRT's
 start-up notices, Keras listing SavedModel endpoints), keeping it so that a failure can quote it.
 Python warnings raised meanwhile are dropped, except digitkit's own, which are raised again after."""
+
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,7 @@
 Native loaders may abort or crash on malformed input; these checks turn the common cases (empty,
 truncated, wrong kind of file) into a one-line error first.
 """
+
 from __future__ import annotations
 
 import struct
@@ -27,14 +28,20 @@ def detect_format(path: Path, data: bytes) -> str:
 def check_tflite(path: Path, data: bytes) -> None:
     """A TFLite flatbuffer: identifier TFL3, and a root table offset that lies inside the file."""
     if len(data) < 16 or data[4:8] != b"TFL3":
-        raise ArtifactError(f"{path} is not a TFLite model (no TFL3 identifier)", "Re-export it with `digitkit export`")
+        raise ArtifactError(
+            f"{path} is not a TFLite model (no TFL3 identifier)", "Re-export it with `digitkit export`"
+        )
     (root,) = struct.unpack_from("<I", data, 0)
     if root < 8 or root + 4 > len(data):
-        raise ArtifactError(f"{path} is a truncated or damaged TFLite model", "Re-export it with `digitkit export`")
+        raise ArtifactError(
+            f"{path} is a truncated or damaged TFLite model", "Re-export it with `digitkit export`"
+        )
     (vtable_delta,) = struct.unpack_from("<i", data, root)
     vtable = root - vtable_delta
     if vtable < 0 or vtable + 4 > len(data):
-        raise ArtifactError(f"{path} is a truncated or damaged TFLite model", "Re-export it with `digitkit export`")
+        raise ArtifactError(
+            f"{path} is a truncated or damaged TFLite model", "Re-export it with `digitkit export`"
+        )
 
 
 def check_onnx(path: Path, data: bytes) -> None:

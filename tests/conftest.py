@@ -1,4 +1,5 @@
 """Shared fixtures: real MNIST, the seed model trained once per run, and every export mode of it."""
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,9 @@ def export_dir(seed_model_dir, mnist, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export")
     model = seed_model_dir / "model.keras"
     calibration = CalibrationSet.from_training_set(x_train, 500, 0)
-    run_export(ExportRequest(model, out, TARGETS, calibration, x_test, y_test, data_checksums(), read_record(model)))
+    run_export(
+        ExportRequest(model, out, TARGETS, calibration, x_test, y_test, data_checksums(), read_record(model))
+    )
     return out
 
 

@@ -7,6 +7,7 @@ before forking. A child killed by a signal is a crash; one stopped by its alarm 
 
     python tests/fuzz_forkserver.py load|cli IMAGE FILE... > outcomes.json
 """
+
 from __future__ import annotations
 
 import json

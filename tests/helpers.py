@@ -1,4 +1,5 @@
 """Helpers the tests share (importable as `helpers`: pytest puts tests/ on sys.path)."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,9 @@ def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProce
     """The real `digitkit` console script in a subprocess, as a user runs it."""
     exe = Path(sys.executable).with_name("digitkit")
     merged = {**os.environ, **(env or {})}
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=merged, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, env=merged, cwd=cwd, timeout=timeout
+    )
 
 
 def mnist_png_dir(directory: Path, images: np.ndarray) -> list[Path]:

@@ -1,4 +1,5 @@
 """Bundles: what a device receives, re-proved there by `verify --bundle`, and refused when altered."""
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,24 @@ def bundle_dir(export_dir, tmp_path_factory):
 
 def test_bundle_holds_what_a_device_needs(bundle_dir):
     names = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
-    assert {"digit_mlp_int8.tflite", "digit_mlp_int8.onnx", "manifest.json", "README.md", "reference_probabilities.npy",
-            "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"} <= names
+    assert {
+        "digit_mlp_int8.tflite",
+        "digit_mlp_int8.onnx",
+        "manifest.json",
+        "README.md",
+        "reference_probabilities.npy",
+        "mnist/t10k-images-idx3-ubyte.gz",
+        "mnist/t10k-labels-idx1-ubyte.gz",
+    } <= names
     assert any(n.startswith("digitkit-") and n.endswith(".whl") for n in names)
     assert not any("fp32" in n for n in names)
     manifest = read_manifest(bundle_dir)
     assert [a.mode for a in manifest.artifacts] == ["int8", "int8"]
-    assert manifest.bundle is not None and manifest.bundle.wheel is not None and set(manifest.bundle.parity_set) == set(TEST_FILES)
+    assert (
+        manifest.bundle is not None
+        and manifest.bundle.wheel is not None
+        and set(manifest.bundle.parity_set) == set(TEST_FILES)
+    )
     readme = (bundle_dir / "README.md").read_text()
     assert "[litert,cli]" in readme and "[tflite,cli]" in readme and "python3-numpy" in readme
     with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
@@ -46,11 +58,15 @@ def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "v.json").read_text())["results"]
     assert {(r["file"], r["backend"]) for r in rows} == {
-        ("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.tflite", "numpy"), ("digit_mlp_int8.onnx", "onnxruntime"),
+        ("digit_mlp_int8.tflite", "litert"),
+        ("digit_mlp_int8.tflite", "numpy"),
+        ("digit_mlp_int8.onnx", "onnxruntime"),
     }
     result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir.with_name("pi.tar.gz"))])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["bench", "--bundle", str(bundle_dir), "--seconds", "0.1", "--batch-sizes", "1,100", "--json"])
+    result = runner.invoke(
+        app, ["bench", "--bundle", str(bundle_dir), "--seconds", "0.1", "--batch-sizes", "1,100", "--json"]
+    )
     assert result.exit_code == 0, result.output
     bench = json.loads(result.output)
     assert len(bench) == 2 and all(b["batch1_median_us"] > 0 and b["throughput"]["100"] > 0 for b in bench)
@@ -91,20 +107,42 @@ def test_a_device_without_native_backends_runs_tflite_on_numpy_and_names_the_onn
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     wheel = next(bundle_dir.glob("digitkit-*.whl"))
-    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[cli]"], capture_output=True, text=True)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[cli]"],
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
-    result = subprocess.run([str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir)], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "No runtime for onnx models is installed" in result.stderr
     assert "pip install 'digitkit[onnxruntime]'" in result.stderr
     tflite_only = subprocess.run(
-        [str(venv / "bin" / "digitkit"), "verify", "--bundle", str(bundle_dir), "--artifact", "digit_mlp_int8.tflite"],
-        capture_output=True, text=True,
+        [
+            str(venv / "bin" / "digitkit"),
+            "verify",
+            "--bundle",
+            str(bundle_dir),
+            "--artifact",
+            "digit_mlp_int8.tflite",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert tflite_only.returncode == 0, tflite_only.stdout + tflite_only.stderr
     assert "numpy" in tflite_only.stdout and "PASS" in tflite_only.stdout
-    auto = subprocess.run([str(venv / "bin" / "digitkit"), "info", str(bundle_dir / "digit_mlp_int8.tflite")], capture_output=True, text=True)
+    auto = subprocess.run(
+        [str(venv / "bin" / "digitkit"), "info", str(bundle_dir / "digit_mlp_int8.tflite")],
+        capture_output=True,
+        text=True,
+    )
     assert auto.returncode == 0 and "backend:       numpy" in auto.stdout, auto.stdout + auto.stderr
     notes = [line for line in auto.stderr.splitlines() if line.strip()]
-    assert len(notes) == 1 and notes[0].startswith("digitkit: note: No native tflite runtime is installed"), auto.stderr
+    assert len(notes) == 1 and notes[0].startswith("digitkit: note: No native tflite runtime is installed"), (
+        auto.stderr
+    )

@@ -1,4 +1,5 @@
 """The command line as a whole: fast help, no TensorFlow where none is needed, one-line errors."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,7 +31,9 @@ def test_help_imports_no_heavy_library_in_a_fresh_interpreter():
 
 
 def test_module_entry_point():
-    result = subprocess.run([sys.executable, "-m", "digitkit.toolkit", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "digitkit.toolkit", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "verify" in result.stdout
 
 
@@ -56,3 +59,33 @@ def test_version_constant_matches_the_distribution():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     assert __version__ == pyproject["project"]["version"]
+
+
+def test_debug_works_before_or_after_the_command(tmp_path):
+    missing = str(tmp_path / "missing.tflite")
+    for args in (["--debug", "info", missing], ["info", missing, "--debug"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" in result.output and "ArtifactError" in result.output
+        assert (
+            result.output.strip().splitlines()[-1]
+            == f"digitkit: error: {missing} does not exist. Pass the path of a .tflite or .onnx artifact"
+        )
+    plain = runner.invoke(app, ["info", missing])
+    assert (
+        plain.exit_code == 2
+        and "Traceback" not in plain.output
+        and len(plain.output.strip().splitlines()) == 1
+    )
+
+
+def test_typed_errors_map_to_exit_codes_in_one_place():
+    from digitkit.runtime.errors import ArtifactError, ExportError, GateError, InputError
+    from digitkit.toolkit.cli.common import exit_code_for
+
+    assert exit_code_for(InputError("bad", "fix"), debug=False) == 2
+    assert exit_code_for(ArtifactError("bad"), debug=False) == 2
+    assert exit_code_for(ExportError("converter failed"), debug=False) == 1
+    assert exit_code_for(GateError("gate failed"), debug=False) == 1
+    assert exit_code_for(KeyboardInterrupt(), debug=False) == 130
+    assert exit_code_for(RuntimeError("a bug"), debug=False) == 2

@@ -1,4 +1,5 @@
 """The MNIST loader: real files, real checksums, and every way they can go wrong."""
+
 from __future__ import annotations
 
 import functools
@@ -55,7 +56,9 @@ def test_altered_file_is_refused_with_the_expected_checksum(tmp_path):
     with pytest.raises(DataError) as info:
         data.load_mnist_test(directory)
     message = str(info.value)
-    assert "t10k-labels-idx1-ubyte.gz" in message and data.MNIST_SHA256["t10k-labels-idx1-ubyte.gz"] in message
+    assert (
+        "t10k-labels-idx1-ubyte.gz" in message and data.MNIST_SHA256["t10k-labels-idx1-ubyte.gz"] in message
+    )
 
 
 def test_truncated_file_is_refused(tmp_path):
@@ -98,7 +101,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def local_mirror(tmp_path):
     """A real HTTP mirror on 127.0.0.1 serving a copy of the files."""
     root = copy_data(tmp_path)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"

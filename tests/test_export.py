@@ -1,4 +1,5 @@
 """Export: every target of the table, real converters on the real seed model, and what must hold."""
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,11 @@ def test_int8_tflite_is_small_and_fully_integer(export_dir):
     assert model.input_info.dtype == "int8" and model.output_info.dtype == "int8"
     assert model.input_info.scale == pytest.approx(1 / 255) and model.input_info.zero_point == -128
     details = model.session.tensor_details()
-    kernels = [d for d in details if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))]
+    kernels = [
+        d
+        for d in details
+        if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))
+    ]
     assert len(kernels) == 3, "the three dense kernels must be int8"
     assert not any(d["dtype"] == np.float32 for d in details), "a full-integer model has no float tensors"
 
@@ -60,13 +65,22 @@ def test_int8_tflite_is_small_and_fully_integer(export_dir):
 def test_int8_pixels_tflite_is_the_int8_model_with_its_conversions_inside(export_dir, mnist_test):
     """uint8 pixels in, float32 out, int8 inside: the same answers as the int8 model, bit for bit."""
     x_test, _ = mnist_test
-    int8, pixels = load(artifact(export_dir, "tflite", "int8")), load(artifact(export_dir, "tflite", "int8-pixels"))
+    int8, pixels = (
+        load(artifact(export_dir, "tflite", "int8")),
+        load(artifact(export_dir, "tflite", "int8-pixels")),
+    )
     assert pixels.input_info.dtype == "uint8" and pixels.output_info.dtype == "float32"
     assert pixels.input_info.scale == pytest.approx(1 / 255) and pixels.input_info.zero_point == 0
     details = pixels.session.tensor_details()
-    kernels = [d for d in details if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))]
+    kernels = [
+        d
+        for d in details
+        if d["dtype"] == np.int8 and tuple(d["shape"]) in ((512, 784), (512, 512), (10, 512))
+    ]
     assert len(kernels) == 3, "the three dense kernels must be int8"
-    assert [d["dtype"] for d in details if d["dtype"] not in (np.int8, np.int32)].count(np.float32) == 1, "only the output is float"
+    assert [d["dtype"] for d in details if d["dtype"] not in (np.int8, np.int32)].count(np.float32) == 1, (
+        "only the output is float"
+    )
     np.testing.assert_array_equal(pixels.predict_proba(x_test), int8.predict_proba(x_test))
 
 
@@ -86,15 +100,21 @@ def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
     assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["MatMul"] == 3
     assert ops["int8"]["QuantizeLinear"] >= 4 and ops["int8"]["DequantizeLinear"] >= 7
     int8_model = onnx.load(str(artifact(export_dir, "onnx", "int8")))
-    weights = [i for i in int8_model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    weights = [
+        i for i in int8_model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2
+    ]
     assert len(weights) == 3
-    per_channel_scales = [i for i in int8_model.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] in (512, 10)]
+    per_channel_scales = [
+        i
+        for i in int8_model.graph.initializer
+        if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] in (512, 10)
+    ]
     assert len(per_channel_scales) >= 3, "weights are quantized per channel"
     assert ops["dynamic"]["DynamicQuantizeLinear"] >= 1 and ops["dynamic"]["MatMulInteger"] == 3
 
 
 def test_every_artifact_tracks_the_keras_model(export_dir, mnist_test):
-    x_test, y_test = mnist_test
+    x_test, _ = mnist_test
     manifest = read_manifest(export_dir)
     reference = manifest.reference_predictions()
     for entry in manifest.artifacts:
@@ -104,9 +124,19 @@ def test_every_artifact_tracks_the_keras_model(export_dir, mnist_test):
 
 def test_target_table_drives_validation():
     assert [t.mode for t in select_targets(None, [])] == ["fp32", "fp32"]
-    assert {(t.format, t.mode) for t in select_targets(["tflite"], ["int8"])} == {("tflite", "fp32"), ("tflite", "int8")}
-    assert {(t.format, t.mode) for t in select_targets(["onnx"], modes_of_flag("--int8"))} == {("onnx", "fp32"), ("onnx", "int8")}
-    assert {t.mode for t in select_targets(["tflite"], modes_of_flag("--int8"))} == {"fp32", "int8", "int8-pixels"}
+    assert {(t.format, t.mode) for t in select_targets(["tflite"], ["int8"])} == {
+        ("tflite", "fp32"),
+        ("tflite", "int8"),
+    }
+    assert {(t.format, t.mode) for t in select_targets(["onnx"], modes_of_flag("--int8"))} == {
+        ("onnx", "fp32"),
+        ("onnx", "int8"),
+    }
+    assert {t.mode for t in select_targets(["tflite"], modes_of_flag("--int8"))} == {
+        "fp32",
+        "int8",
+        "int8-pixels",
+    }
     assert {t.format for t in select_targets(None, ["fp16"]) if t.mode == "fp16"} == {"tflite"}
     with pytest.raises(InputError, match="--float16 is not available for onnx"):
         select_targets(["onnx"], ["fp16"])
@@ -124,7 +154,9 @@ def test_the_documents_show_the_format_table_as_it_is(document):
 
 
 def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
-    result = runner.invoke(app, ["export", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app, ["export", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "Run `digitkit train` first" in result.output
     corrupt = tmp_path / "model.keras"
     corrupt.write_bytes(os.urandom(4096))
@@ -137,7 +169,9 @@ def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
 def test_unwritable_output_directory_is_one_line_exit_2(seed_model_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = runner.invoke(app, ["export", "--model", str(seed_model_dir / "model.keras"), "--out", str(blocker / "export")])
+    result = runner.invoke(
+        app, ["export", "--model", str(seed_model_dir / "model.keras"), "--out", str(blocker / "export")]
+    )
     assert result.exit_code == 2 and "Pass a writable --out" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -147,18 +181,31 @@ def test_model_with_another_input_shape_is_refused(tmp_path):
 
     model = keras.Sequential([keras.Input(shape=(100,)), keras.layers.Dense(10, activation="softmax")])
     model.save(tmp_path / "other.keras")
-    result = runner.invoke(app, ["export", "--model", str(tmp_path / "other.keras"), "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app, ["export", "--model", str(tmp_path / "other.keras"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "not (None, 784) to (None, 10)" in result.output
 
 
 def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_path):
     out = tmp_path / "export"
-    command = [str(Path(sys.executable).with_name("digitkit")), "export", "--model", str(seed_model_dir / "model.keras"), "--out", str(out)]
+    command = [
+        str(Path(sys.executable).with_name("digitkit")),
+        "export",
+        "--model",
+        str(seed_model_dir / "model.keras"),
+        "--out",
+        str(out),
+    ]
     assert subprocess.run(command + ["--format", "tflite"], capture_output=True).returncode == 0
     before = {p.name: sha256_file(p) for p in out.iterdir()}
-    process = subprocess.Popen(command + ["--int8", "--dynamic", "--float16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command + ["--int8", "--dynamic", "--float16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name.startswith(".digitkit-staging-") and any(p.iterdir()) for p in out.iterdir()):
+    while time.time() < deadline and not any(
+        p.name.startswith(".digitkit-staging-") and any(p.iterdir()) for p in out.iterdir()
+    ):
         time.sleep(0.05)
     time.sleep(0.5)  # let a converter get going inside the staging directory
     process.send_signal(signal.SIGKILL)
@@ -170,7 +217,9 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
         manifest.check_artifact(entry)
     rerun = subprocess.run(command + ["--int8"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "stale staging directories are cleaned up"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], (
+        "stale staging directories are cleaned up"
+    )
     assert {e.mode for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
 
 
@@ -184,7 +233,9 @@ def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tm
     assert data["mode"] == "int8" and data["manifest"].startswith("matches") and data["backend"] == "litert"
     assert data["inputs"][0]["dtype"] == "int8" and data["inputs"][0]["quantization"]["zero_point"] == -128
     assert data["tensor_types"]["int8"] >= 3 and "float32" not in data["tensor_types"]
-    onnx_info = json.loads(runner.invoke(app, ["info", str(artifact(export_dir, "onnx", "int8")), "--json"]).output)
+    onnx_info = json.loads(
+        runner.invoke(app, ["info", str(artifact(export_dir, "onnx", "int8")), "--json"]).output
+    )
     assert onnx_info["op_types"]["QuantizeLinear"] >= 4
     copy = tmp_path / "export"
     shutil.copytree(export_dir, copy)
@@ -194,3 +245,29 @@ def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tm
     changed.write_bytes(bytes(raw))
     result = runner.invoke(app, ["info", str(changed)])
     assert result.exit_code == 0 and "MISMATCH" in result.output
+
+
+def test_a_converter_that_fails_names_its_target_and_quotes_the_converter(seed_model_dir, mnist, tmp_path):
+    """tf2onnx 1.17 refuses opset 19 (the CLI keeps users to 13-18; the pipeline is called directly here)."""
+    from digitkit.export.calibration import CalibrationSet
+    from digitkit.export.pipeline import ExportRequest, run_export
+    from digitkit.runtime.errors import ExportError
+    from digitkit.toolkit.data import data_checksums
+
+    (x_train, _), (x_test, y_test) = mnist
+    targets = [t for t in TARGETS if (t.format, t.mode) == ("onnx", "fp32")]
+    request = ExportRequest(
+        seed_model_dir / "model.keras",
+        tmp_path / "out",
+        targets,
+        CalibrationSet.from_training_set(x_train, 10, 0),
+        x_test,
+        y_test,
+        data_checksums(),
+        None,
+        onnx_opset=19,
+    )
+    with pytest.raises(ExportError, match=r"Export to onnx fp32 \(digit_mlp_fp32.onnx\) failed: ") as failure:
+        run_export(request)
+    assert failure.value.exit_code == 1
+    assert not [p for p in (tmp_path / "out").iterdir()], "a failed export publishes nothing"

@@ -1,4 +1,5 @@
 """Image files to MNIST form, on real MNIST digits and real files written by Pillow's encoders."""
+
 from __future__ import annotations
 
 import io
@@ -40,9 +41,10 @@ def photograph(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
     gradient and sensor noise, placed off centre in a 60-300 pixel frame, and half the time in colour.
     """
     side = int(round(28 * rng.uniform(2.0, 8.0)))
-    coverage = np.asarray(
-        Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64
-    ) / 255.0
+    coverage = (
+        np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
+        / 255.0
+    )
     height = int(rng.integers(max(60, side + 4), 301))
     width = int(rng.integers(max(60, side + 4), 301))
     paper = rng.uniform(200.0, 240.0)
@@ -53,7 +55,7 @@ def photograph(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
     top = int(rng.integers(0, height - side + 1))
     left = int(rng.integers(0, width - side + 1))
     alpha = np.zeros((height, width))
-    alpha[top:top + side, left:left + side] = coverage
+    alpha[top : top + side, left : left + side] = coverage
     pixels = page * (1.0 - alpha) + ink * alpha
     if rng.random() < 0.5:  # colour: warm paper, bluish ink
         tint = np.array([1.0, rng.uniform(0.93, 1.0), rng.uniform(0.82, 0.95)])
@@ -78,7 +80,7 @@ def on_canvas(image: np.ndarray, scale: int = 3, size: int = 110, at=(10, 20)) -
     side = 28 * scale
     big = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR))
     canvas = np.zeros((size, size), np.uint8)
-    canvas[at[0]:at[0] + side, at[1]:at[1] + side] = big
+    canvas[at[0] : at[0] + side, at[1] : at[1] + side] = big
     return canvas
 
 
@@ -283,7 +285,9 @@ def test_16_bit_grayscale(digits, tmp_path):
 )
 def test_other_colour_modes_match_rgb(digits, tmp_path, mode, name, options, index):
     photo = photograph(digits[index], np.random.default_rng(index)).convert("RGB")
-    converted = photo.convert(mode, palette=Image.Palette.ADAPTIVE, colors=64) if mode == "P" else photo.convert(mode)
+    converted = (
+        photo.convert(mode, palette=Image.Palette.ADAPTIVE, colors=64) if mode == "P" else photo.convert(mode)
+    )
     converted.save(tmp_path / name, **options)
     photo.save(tmp_path / "rgb.png")
     with Image.open(tmp_path / name) as img:
@@ -340,7 +344,9 @@ def test_exif_rotated_jpeg_comes_out_upright(tmp_path):
     exif[0x0112] = 6
     stored.save(tmp_path / "rotated.jpg", quality=95, exif=exif)
     stored.save(tmp_path / "sideways.jpg", quality=95)
-    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_180).save(tmp_path / "upside-down.jpg", quality=95)
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_180).save(
+        tmp_path / "upside-down.jpg", quality=95
+    )
 
     expected = load_image(tmp_path / "upright.jpg")
     result = load_image(tmp_path / "rotated.jpg")
@@ -385,7 +391,13 @@ def test_expand_image_paths(tmp_path):
     loose = tmp_path / "loose.dat"
     loose.write_bytes(b"x")
     expanded = expand_image_paths([loose, folder])
-    assert expanded == [loose, folder / "a.JPG", folder / "b.png", folder / "sub/c.webp", folder / "sub/d.gif"]
+    assert expanded == [
+        loose,
+        folder / "a.JPG",
+        folder / "b.png",
+        folder / "sub/c.webp",
+        folder / "sub/d.gif",
+    ]
     assert expand_image_paths(str(loose)) == [loose]
     assert {".png", ".jpg", ".webp", ".tiff", ".pgm"} <= IMAGE_SUFFIXES
 

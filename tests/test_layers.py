@@ -1,5 +1,6 @@
 """The layers hold by themselves: toolkit > export > runtime, nothing heavy in the runtime, and device
 commands that never import the export layer; import-linter enforces it and fails on a violation."""
+
 from __future__ import annotations
 
 import shutil
@@ -38,7 +39,10 @@ def test_running_a_device_command_imports_no_export_layer(tmp_path):
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
-        cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
     )
 
 
@@ -46,7 +50,9 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 def source_copy(tmp_path) -> Path:
     """The three layers copied as the namespace package they install as, so a copy can be broken."""
     for layer in ("runtime", "export", "toolkit"):
-        shutil.copytree(ROOT / layer, tmp_path / "digitkit" / layer, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / layer, tmp_path / "digitkit" / layer, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return tmp_path
 
 
@@ -59,9 +65,21 @@ def test_the_contracts_hold_on_the_source(source_copy):
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("runtime/model.py", "import tensorflow", "The runtime never imports TensorFlow, Keras, ONNX or tf2onnx BROKEN"),
-        ("runtime/hashing.py", "from digitkit.toolkit import data", "Layers: toolkit > export > runtime BROKEN"),
-        ("toolkit/cli/predict.py", "from digitkit.export import formats", "Device commands never import the export layer BROKEN"),
+        (
+            "runtime/model.py",
+            "import tensorflow",
+            "The runtime never imports TensorFlow, Keras, ONNX or tf2onnx BROKEN",
+        ),
+        (
+            "runtime/hashing.py",
+            "from digitkit.toolkit import data",
+            "Layers: toolkit > export > runtime BROKEN",
+        ),
+        (
+            "toolkit/cli/predict.py",
+            "from digitkit.export import formats",
+            "Device commands never import the export layer BROKEN",
+        ),
     ],
 )
 def test_a_deliberate_violation_breaks_its_contract(source_copy, module, line, contract):

@@ -1,5 +1,6 @@
 """The manifest as types: every field documented, a release's schema-1 manifests still load, round
 trips keep everything, and a malformed manifest names the key at fault."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,18 @@ import pytest
 
 from digitkit.runtime.errors import ArtifactError, SchemaVersionError
 from digitkit.runtime.manifest import (
-    MANIFEST_NAME, ArtifactEntry, Manifest, documented_types, json_keys, read_manifest,
+    MANIFEST_NAME,
+    ArtifactEntry,
+    Manifest,
+    documented_types,
+    json_keys,
+    read_manifest,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASED = Path(__file__).with_name("data") / "manifest-schema1-v0.1.0.json"  # written by digitkit 0.1.0's export
+RELEASED = (
+    Path(__file__).with_name("data") / "manifest-schema1-v0.1.0.json"
+)  # written by digitkit 0.1.0's export
 
 
 def documented_sections() -> dict[str, set[str]]:
@@ -38,17 +46,30 @@ def test_every_type_is_documented_field_for_field():
     sections = documented_sections()
     assert set(sections) == set(documented_types())
     for section, cls in documented_types().items():
-        assert sections[section] == json_keys(cls), f"docs/manifest.md section {section!r} against {cls.__name__}"
+        assert sections[section] == json_keys(cls), (
+            f"docs/manifest.md section {section!r} against {cls.__name__}"
+        )
 
 
 def test_a_released_schema_1_manifest_loads_and_round_trips(tmp_path):
     manifest = read_manifest(RELEASED)
     assert manifest.schema_version == 1
-    assert [e.mode for e in manifest.artifacts] == ["fp32", "fp16", "dynamic", "int8", "int8-pixels", "fp32", "dynamic", "int8"]
+    assert [e.mode for e in manifest.artifacts] == [
+        "fp32",
+        "fp16",
+        "dynamic",
+        "int8",
+        "int8-pixels",
+        "fp32",
+        "dynamic",
+        "int8",
+    ]
     int8 = manifest.entry_for("digit_mlp_int8.tflite")
     assert int8 is not None and int8.inputs[0].zero_point == -128 and int8.converter is not None
     assert len(manifest.reference_predictions()) == 10000
-    assert manifest.source_model.training is not None and manifest.source_model.training.epochs[-1]["epoch"] == 4
+    assert (
+        manifest.source_model.training is not None and manifest.source_model.training.epochs[-1]["epoch"] == 4
+    )
     assert manifest.to_json() == json.loads(RELEASED.read_text())
 
 
@@ -57,7 +78,9 @@ def test_unknown_keys_survive_a_round_trip():
     data["signed_by"] = "a newer exporter"
     data["artifacts"][0]["metadata"] = {"embedded": True}
     again = Manifest.from_json(data).to_json()
-    assert again["signed_by"] == "a newer exporter" and again["artifacts"][0]["metadata"] == {"embedded": True}
+    assert again["signed_by"] == "a newer exporter" and again["artifacts"][0]["metadata"] == {
+        "embedded": True
+    }
 
 
 def test_a_bundle_manifest_lists_only_its_entries():

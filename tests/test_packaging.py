@@ -2,6 +2,7 @@
 
 These install from the package registry (PyPI) into throwaway venvs: minutes on a cold pip cache.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,36 @@ HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx", "typer", "PIL")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     return next(out.glob("digitkit-*.whl"))
 
 
 def test_wheel_holds_the_three_packages_and_no_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for package in ("digitkit/toolkit/cli/__init__.py", "digitkit/export/formats.py", "digitkit/runtime/model.py", "digitkit/runtime/backends/tflite.py"):
+    for package in (
+        "digitkit/toolkit/cli/__init__.py",
+        "digitkit/export/formats.py",
+        "digitkit/runtime/model.py",
+        "digitkit/runtime/backends/tflite.py",
+    ):
         assert package in names
-    assert not any(n.startswith(("toolkit/", "export/", "runtime/", "tests/")) for n in names), "never top-level packages"
+    assert not any(n.startswith(("toolkit/", "export/", "runtime/", "tests/")) for n in names), (
+        "never top-level packages"
+    )
     assert not any(n.endswith(".gz") for n in names)
 
 
@@ -43,12 +63,16 @@ def make_venv(path: Path, python: str = sys.executable) -> Path:
 
 
 def pip_install(python: Path, *requirements: str) -> None:
-    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", *requirements], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def installed(python: Path) -> set[str]:
-    out = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True
+    ).stdout
     return {p["name"].lower().replace("_", "-") for p in json.loads(out)} - {"pip", "setuptools", "wheel"}
 
 
@@ -87,14 +111,35 @@ print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x)
 """
 
 
-@pytest.mark.parametrize("extra, backend, artifact", [("litert", "ai-edge-litert", "digit_mlp_int8.tflite"), ("onnxruntime", "onnxruntime", "digit_mlp_int8.onnx")])
-def test_runtime_extra_installs_numpy_and_one_backend_and_predicts(wheel, export_dir, tmp_path, extra, backend, artifact):
+@pytest.mark.parametrize(
+    "extra, backend, artifact",
+    [
+        ("litert", "ai-edge-litert", "digit_mlp_int8.tflite"),
+        ("onnxruntime", "onnxruntime", "digit_mlp_int8.onnx"),
+    ],
+)
+def test_runtime_extra_installs_numpy_and_one_backend_and_predicts(
+    wheel, export_dir, tmp_path, extra, backend, artifact
+):
     python = make_venv(tmp_path / "venv")
     pip_install(python, f"{wheel}[{extra}]")
     names = installed(python)
     assert names == closure(python, "digitkit") | closure(python, backend), names
-    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "onnx", "tf2onnx", "typer", "pillow", "matplotlib"}
-    result = subprocess.run([str(python), "-c", PREDICT, str(export_dir / artifact), str(ROOT / "data" / "mnist")], capture_output=True, text=True)
+    assert not names & {
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "onnx",
+        "tf2onnx",
+        "typer",
+        "pillow",
+        "matplotlib",
+    }
+    result = subprocess.run(
+        [str(python), "-c", PREDICT, str(export_dir / artifact), str(ROOT / "data" / "mnist")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == [] and report["accuracy"] >= 0.975
@@ -107,18 +152,41 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     python = make_venv(tmp_path / "venv")
     pip_install(python, "numpy<2", f"{wheel}[tflite,cli]")
     digitkit = python.with_name("digitkit")
-    command = [str(digitkit), "verify", str(export_dir), "--backend", "tflite-runtime", "--data-dir", str(ROOT / "data" / "mnist"), "--json", "-"]
-    no_plots = subprocess.run([*command, "--report", str(tmp_path / "report")], capture_output=True, text=True)
-    assert no_plots.returncode == 2 and no_plots.stdout == ""  # a device has no matplotlib: said before any run
-    assert no_plots.stderr.strip() == "digitkit: error: --report needs matplotlib, which is not installed. pip install 'digitkit[report]', or drop --report"
+    command = [
+        str(digitkit),
+        "verify",
+        str(export_dir),
+        "--backend",
+        "tflite-runtime",
+        "--data-dir",
+        str(ROOT / "data" / "mnist"),
+        "--json",
+        "-",
+    ]
+    no_plots = subprocess.run(
+        [*command, "--report", str(tmp_path / "report")], capture_output=True, text=True
+    )
+    assert (
+        no_plots.returncode == 2 and no_plots.stdout == ""
+    )  # a device has no matplotlib: said before any run
+    assert (
+        no_plots.stderr.strip()
+        == "digitkit: error: --report needs matplotlib, which is not installed. pip install 'digitkit[report]', or drop --report"
+    )
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout)
     rows = {r["file"]: r for r in summary["results"]}
     assert set(rows) == {t.filename for t in TARGETS if t.format == "tflite"}  # int8-pixels too
     assert all(r["backend"] == "tflite-runtime" and r["passed"] for r in rows.values())
-    threaded = subprocess.run([str(python), "-c", THREADS, str(export_dir / "digit_mlp_int8.tflite"), str(ROOT / "data" / "mnist")], capture_output=True, text=True)
-    assert threaded.returncode == 0 and threaded.stdout.split() == ["identical", "zero-copy"], threaded.stdout + threaded.stderr[-2000:]
+    threaded = subprocess.run(
+        [str(python), "-c", THREADS, str(export_dir / "digit_mlp_int8.tflite"), str(ROOT / "data" / "mnist")],
+        capture_output=True,
+        text=True,
+    )
+    assert threaded.returncode == 0 and threaded.stdout.split() == ["identical", "zero-copy"], (
+        threaded.stdout + threaded.stderr[-2000:]
+    )
 
 
 THREADS = """

@@ -1,4 +1,5 @@
 """`digitkit predict`: the real command over the real test set, and bad files among good ones."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ def test_predict_over_the_test_set_as_pngs_equals_the_bare_backend(export_dir, m
     assert (predicted == direct).all()
     cli_accuracy, direct_accuracy = (predicted == y_test).mean(), (direct == y_test).mean()
     assert cli_accuracy == direct_accuracy and cli_accuracy >= 0.975
-    assert {"file", "digit", "confidence", "probabilities"} == set(rows[0]) and len(rows[0]["probabilities"]) == 10
+    assert {"file", "digit", "confidence", "probabilities"} == set(rows[0]) and len(
+        rows[0]["probabilities"]
+    ) == 10
 
 
 def test_bad_files_are_reported_and_good_ones_still_predicted(export_dir, mnist_test, tmp_path):
@@ -52,7 +55,16 @@ def test_bad_files_are_reported_and_good_ones_still_predicted(export_dir, mnist_
     (tmp_path / "text.png").write_text("not an image")
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good[0].read_bytes()[:60])
-    args = ["predict", *map(str, good), str(tmp_path / "empty.png"), str(tmp_path / "text.png"), str(truncated), str(tmp_path / "missing.png"), "--model", str(export_dir / "digit_mlp_int8.onnx")]
+    args = [
+        "predict",
+        *map(str, good),
+        str(tmp_path / "empty.png"),
+        str(tmp_path / "text.png"),
+        str(truncated),
+        str(tmp_path / "missing.png"),
+        "--model",
+        str(export_dir / "digit_mlp_int8.onnx"),
+    ]
     result = run_cli(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """The runtime's hot-path (de)quantization, checked against the textbook formulas for every code."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,14 +14,23 @@ def converter(info: TensorInfo):
     write = input_writer(info)
 
     def convert(batch: np.ndarray) -> np.ndarray:
-        slot = Slot(len(batch), np.full((len(batch), 784), 99, info.dtype), np.zeros((len(batch), 10), np.float32), lambda: None, zero_copy=False)
+        slot = Slot(
+            len(batch),
+            np.full((len(batch), 784), 99, info.dtype),
+            np.zeros((len(batch), 10), np.float32),
+            lambda: None,
+            zero_copy=False,
+        )
         write(batch, slot)
         return slot.input
 
     return convert
 
 
-@pytest.mark.parametrize("dtype, zero_point, scale", [("int8", -128, 1 / 256), ("int8", 5, 0.02), ("uint8", 3, 0.1), ("uint8", 0, 1 / 255)])
+@pytest.mark.parametrize(
+    "dtype, zero_point, scale",
+    [("int8", -128, 1 / 256), ("int8", 5, 0.02), ("uint8", 3, 0.1), ("uint8", 0, 1 / 255)],
+)
 def test_dequantization_equals_the_formula_for_every_code(dtype, zero_point, scale):
     info = TensorInfo("out", (None, 10), dtype, scale, zero_point)
     limits = np.iinfo(dtype)
@@ -29,12 +39,19 @@ def test_dequantization_equals_the_formula_for_every_code(dtype, zero_point, sca
     assert np.array_equal(output_reader(info)(raw), expected)
 
 
-@pytest.mark.parametrize("dtype, zero_point, scale", [("int8", -128, 1 / 255), ("int8", 0, 1 / 127), ("uint8", 0, 1 / 255), ("uint8", 10, 0.005)])
+@pytest.mark.parametrize(
+    "dtype, zero_point, scale",
+    [("int8", -128, 1 / 255), ("int8", 0, 1 / 127), ("uint8", 0, 1 / 255), ("uint8", 10, 0.005)],
+)
 def test_quantization_of_uint8_and_float_pixels_equals_the_formula(dtype, zero_point, scale):
     info = TensorInfo("in", (None, 784), dtype, np.float32(scale).item(), zero_point)
     pixels = (np.arange(784) % 256).astype(np.uint8).reshape(1, 784)
     limits = np.iinfo(dtype)
-    expected = np.clip(np.rint(pixels.astype(np.float32) / np.float32(255) / np.float32(info.scale)) + zero_point, limits.min, limits.max).astype(dtype)
+    expected = np.clip(
+        np.rint(pixels.astype(np.float32) / np.float32(255) / np.float32(info.scale)) + zero_point,
+        limits.min,
+        limits.max,
+    ).astype(dtype)
     convert = converter(info)
     assert np.array_equal(convert(as_batch(pixels)), expected)
     floats = as_batch(pixels.astype(np.float32) / np.float32(255))
@@ -54,4 +71,4 @@ def test_float_model_input_has_the_same_bits_for_small_and_large_batches():
     expected = pixels.astype(np.float32) * np.float32(1 / 255)
     convert = converter(info)
     assert np.array_equal(convert(pixels), expected)
-    assert np.array_equal(np.concatenate([convert(pixels[i:i + 1]) for i in range(100)]), expected)
+    assert np.array_equal(np.concatenate([convert(pixels[i : i + 1]) for i in range(100)]), expected)

@@ -3,6 +3,7 @@
 Every outcome must be a prediction or a one-line error with exit code 2: never a crash (a signal),
 a hang, or a traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,14 +63,22 @@ def classify(result: subprocess.CompletedProcess) -> str:
     if result.returncode == 0:
         return "ok"
     errors = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    return "one-line error" if result.returncode == 2 and len(errors) == 1 else f"exit {result.returncode}: {result.stderr[-300:]}"
+    return (
+        "one-line error"
+        if result.returncode == 2 and len(errors) == 1
+        else f"exit {result.returncode}: {result.stderr[-300:]}"
+    )
 
 
 def fuzz(mode: str, image: Path, files: list[Path]) -> Counter:
     """Each file in its own forked child (see fuzz_forkserver.py); two servers share the files."""
     halves = [files[0::2], files[1::2]]
     servers = [
-        subprocess.Popen([sys.executable, str(FORKSERVER), mode, str(image), *map(str, half)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(FORKSERVER), mode, str(image), *map(str, half)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for half in halves
     ]
     outcomes = Counter()
@@ -84,7 +93,9 @@ def test_fuzzed_artifacts_never_crash_hang_or_trace(fuzzed_files, mnist_test, tm
     image = mnist_png_dir(tmp_path / "img", mnist_test[0][:1])[0]
     through_load = fuzz("load", image, fuzzed_files)
     through_cli = fuzz("cli", image, fuzzed_files)
-    figures.append(f"fuzzed {len(fuzzed_files)} artifacts: load() {dict(through_load)}; digitkit predict {dict(through_cli)}")
+    figures.append(
+        f"fuzzed {len(fuzzed_files)} artifacts: load() {dict(through_load)}; digitkit predict {dict(through_cli)}"
+    )
     for outcomes in (through_load, through_cli):
         assert set(outcomes) <= {"ok", "one-line error"}, outcomes
         assert outcomes["one-line error"] >= len(fuzzed_files) // 2  # most mutations must be caught
@@ -138,7 +149,12 @@ def test_killed_training_keeps_the_previous_model(tmp_path):
     assert run_cli("train", "--epochs", "1", "--out", out).returncode == 0
     before = {p.name: sha256_file(p) for p in out.iterdir()}
     digitkit = str(Path(sys.executable).with_name("digitkit"))
-    process = subprocess.Popen([digitkit, "train", "--epochs", "3", "--seed", "3", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [digitkit, "train", "--epochs", "3", "--seed", "3", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stderr:  # training is under way once an epoch line appears
         if line.startswith("epoch "):
             break

@@ -1,5 +1,6 @@
 """The device runtime: inputs in every accepted form, quantization done for the caller, errors,
 backends, thread safety, and no heavy imports."""
+
 from __future__ import annotations
 
 import shutil
@@ -48,7 +49,10 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}))
     assert out.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("name", ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_int8.onnx", "digit_mlp_dynamic.onnx"])
+@pytest.mark.parametrize(
+    "name",
+    ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_int8.onnx", "digit_mlp_dynamic.onnx"],
+)
 def test_every_input_form_gives_the_same_answer(export_dir, mnist_test, name):
     x_test, _ = mnist_test
     model = load(export_dir / name)
@@ -58,7 +62,9 @@ def test_every_input_form_gives_the_same_answer(export_dir, mnist_test, name):
     np.testing.assert_allclose(model.predict_proba(images.reshape(64, 784)), reference)
     floats = images.astype(np.float32) / 255
     np.testing.assert_allclose(model.predict_proba(floats), reference, atol=1e-5)
-    np.testing.assert_allclose(model.predict_proba(floats.astype(np.float64).reshape(64, 784)), reference, atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict_proba(floats.astype(np.float64).reshape(64, 784)), reference, atol=1e-5
+    )
     np.testing.assert_allclose(model.predict_proba(images[0]), reference[:1], atol=1e-6)
     np.testing.assert_allclose(model.predict_proba(images[0].reshape(784)), reference[:1], atol=1e-6)
     assert (model.predict(images) == reference.argmax(axis=1)).all()
@@ -153,7 +159,9 @@ def test_one_model_shared_by_eight_threads_matches_a_sequential_run(export_dir, 
         np.testing.assert_allclose(results[worker], expected, atol=1e-6, err_msg=f"thread {worker}")
 
 
-@pytest.mark.parametrize("name", ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"])
+@pytest.mark.parametrize(
+    "name", ["digit_mlp_int8.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"]
+)
 def test_zero_copy_slots_answer_exactly_as_set_tensor_get_tensor(export_dir, mnist_test, name):
     """LiteRT runs in place in the interpreter's own tensors; the copying path must agree bit for bit."""
     x_test, _ = mnist_test
@@ -174,12 +182,20 @@ def test_onnx_slot_is_written_in_place_and_equals_a_plain_session_run(export_dir
     plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     floats = x_test[:300].reshape(300, 784).astype(np.float32) / np.float32(255)
     expected = plain.run(None, {plain.get_inputs()[0].name: floats})[0]
-    np.testing.assert_allclose(model.predict_proba(x_test[:300]), expected, atol=1e-6)  # a big batch: session.run
-    np.testing.assert_allclose(model.predict_proba(x_test[:10]), expected[:10], atol=1e-6)  # a small one: the slot
-    np.testing.assert_allclose(model.session.slot(10).output, expected[:10], atol=1e-6)  # ORT wrote into the bound buffer
+    np.testing.assert_allclose(
+        model.predict_proba(x_test[:300]), expected, atol=1e-6
+    )  # a big batch: session.run
+    np.testing.assert_allclose(
+        model.predict_proba(x_test[:10]), expected[:10], atol=1e-6
+    )  # a small one: the slot
+    np.testing.assert_allclose(
+        model.session.slot(10).output, expected[:10], atol=1e-6
+    )  # ORT wrote into the bound buffer
     first = model.predict_proba(x_test[0])
     second = model.predict_proba(x_test[1])
-    np.testing.assert_allclose(first, expected[:1], atol=1e-6)  # an answer is the caller's, not a view of the buffer
+    np.testing.assert_allclose(
+        first, expected[:1], atol=1e-6
+    )  # an answer is the caller's, not a view of the buffer
     np.testing.assert_allclose(second, expected[1:2], atol=1e-6)
 
 
@@ -194,8 +210,8 @@ def test_threads_switching_batch_sizes_get_their_own_answers(export_dir, mnist_t
         for round_ in range(30):
             size = (1, 3, 50, 1, 200)[(worker + round_) % 5]
             start = (worker * 37 + round_ * 11) % (600 - size)
-            got = model.predict_proba(x_test[start:start + size])
-            np.testing.assert_allclose(got, expected[start:start + size], atol=1e-6)
+            got = model.predict_proba(x_test[start : start + size])
+            np.testing.assert_allclose(got, expected[start : start + size], atol=1e-6)
 
     errors = run_in_threads(work, 6)
     assert not errors, errors[0]

@@ -1,4 +1,5 @@
 """Training: the seed recipe's accuracy, determinism across processes, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,10 @@ def test_seed_recipe_reaches_the_target_and_records_everything(seed_model_dir):
     assert len(record["epochs"]) == 4
     assert record["epochs"][0]["val_accuracy"] > 0.90  # one epoch already clears 0.90
     assert set(record["data_sha256"]) == {
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
     }
     assert {"tensorflow", "keras", "numpy", "python"} <= set(record["versions"])
     assert record["train_seconds"] > 0

@@ -1,4 +1,5 @@
 """verify: the parity gate on every artifact and backend, proof that the gate can fail, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -21,18 +22,36 @@ runner = CliRunner()
 
 
 def test_every_artifact_passes_on_every_installed_backend(export_dir, tmp_path):
-    result = runner.invoke(app, ["verify", str(export_dir), "--json", str(tmp_path / "verify.json"), "--report", str(tmp_path / "report")])
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            str(export_dir),
+            "--json",
+            str(tmp_path / "verify.json"),
+            "--report",
+            str(tmp_path / "report"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output and "FAIL" not in result.output
     summary = json.loads((tmp_path / "verify.json").read_text())
     assert summary["passed"] is True
     rows = summary["results"]
     assert {(r["file"], r["backend"]) for r in rows} >= {
-        ("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime"), ("digit_mlp_fp32.tflite", "litert"),
-        ("digit_mlp_dynamic.onnx", "onnxruntime"), ("digit_mlp_fp16.tflite", "litert"), ("digit_mlp_int8_pixels.tflite", "litert"),
+        ("digit_mlp_int8.tflite", "litert"),
+        ("digit_mlp_int8.onnx", "onnxruntime"),
+        ("digit_mlp_fp32.tflite", "litert"),
+        ("digit_mlp_dynamic.onnx", "onnxruntime"),
+        ("digit_mlp_fp16.tflite", "litert"),
+        ("digit_mlp_int8_pixels.tflite", "litert"),
     }
     for row in rows:
-        assert row["accuracy"] >= 0.95 and len(row["per_class_accuracy"]) == 10 and row["max_abs_prob_diff"] is not None
+        assert (
+            row["accuracy"] >= 0.95
+            and len(row["per_class_accuracy"]) == 10
+            and row["max_abs_prob_diff"] is not None
+        )
         if row["mode"].startswith("int8"):  # issue 5: int8 within 0.2 points of Keras and >= 99.5% agreement
             assert abs(row["drop_pp"]) <= 0.2 and row["agreement"] >= 0.995, row
         if row["mode"] == "fp32":
@@ -52,10 +71,14 @@ def rehash(directory: Path, filename: str) -> None:
     """Record a sabotaged file's new hash, as a broken converter would have: the gate must catch it."""
     manifest = read_manifest(directory)
     entries = [
-        replace(e, sha256=sha256_file(directory / filename), size_bytes=(directory / filename).stat().st_size) if e.file == filename else e
+        replace(e, sha256=sha256_file(directory / filename), size_bytes=(directory / filename).stat().st_size)
+        if e.file == filename
+        else e
         for e in manifest.artifacts
     ]
-    (directory / "manifest.json").write_text(json.dumps(replace(manifest, artifacts=tuple(entries)).to_json()))
+    (directory / "manifest.json").write_text(
+        json.dumps(replace(manifest, artifacts=tuple(entries)).to_json())
+    )
 
 
 def test_tflite_with_corrupted_weights_fails_the_gate(export_dir, tmp_path):
@@ -65,13 +88,17 @@ def test_tflite_with_corrupted_weights_fails_the_gate(export_dir, tmp_path):
     path = directory / "digit_mlp_int8.tflite"
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    kernel = next(d for d in interpreter.get_tensor_details() if d["dtype"] == np.int8 and tuple(d["shape"]) == (512, 784))
+    kernel = next(
+        d
+        for d in interpreter.get_tensor_details()
+        if d["dtype"] == np.int8 and tuple(d["shape"]) == (512, 784)
+    )
     weights = interpreter.get_tensor(kernel["index"]).tobytes()
     raw = path.read_bytes()
     offset = raw.find(weights)
     assert offset > 0
     noise = np.random.default_rng(0).integers(-127, 128, size=len(weights), dtype=np.int8).tobytes()
-    path.write_bytes(raw[:offset] + noise + raw[offset + len(weights):])
+    path.write_bytes(raw[:offset] + noise + raw[offset + len(weights) :])
     rehash(directory, path.name)
     result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name])
     assert result.exit_code == 1, result.output
@@ -82,7 +109,11 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
     directory = copy_export(export_dir, tmp_path)
     path = directory / "digit_mlp_int8.onnx"
     model = onnx.load(str(path))
-    scales = [i for i in model.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] == 512]
+    scales = [
+        i
+        for i in model.graph.initializer
+        if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] == 512
+    ]
     assert scales
     for initializer in scales[:1]:
         values = numpy_helper.to_array(initializer).copy()
@@ -99,7 +130,9 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
 
 
 def test_tighter_gates_fail_with_exit_1(export_dir):
-    result = runner.invoke(app, ["verify", str(export_dir), "--artifact", "digit_mlp_int8.tflite", "--min-accuracy", "0.999"])
+    result = runner.invoke(
+        app, ["verify", str(export_dir), "--artifact", "digit_mlp_int8.tflite", "--min-accuracy", "0.999"]
+    )
     assert result.exit_code == 1 and "accuracy" in result.output
 
 
@@ -117,5 +150,7 @@ def test_bad_input_is_one_line_exit_2(export_dir, tmp_path):
     one_line_exit_2(runner.invoke(app, ["verify", str(directory)]), "changed since export")
     path.unlink()
     one_line_exit_2(runner.invoke(app, ["verify", str(directory)]), "missing")
-    one_line_exit_2(runner.invoke(app, ["verify", str(export_dir), "--backend", "tensorrt"]), "Unknown backend")
+    one_line_exit_2(
+        runner.invoke(app, ["verify", str(export_dir), "--backend", "tensorrt"]), "Unknown backend"
+    )
     one_line_exit_2(runner.invoke(app, ["verify", str(export_dir), "--min-accuracy", "95"]), "not a fraction")

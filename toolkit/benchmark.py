@@ -1,4 +1,5 @@
 """Latency, throughput, load time and peak memory of one artifact on one backend, on this machine."""
+
 from __future__ import annotations
 
 import platform
@@ -57,7 +58,13 @@ def time_calls(function, repeats: int, warmup: int = 20) -> np.ndarray:
     return timings
 
 
-def bench_model(path: Path, backend: str = "auto", threads: Optional[int] = None, batch_sizes=(1, 32, 1000), seconds: float = 1.0) -> BenchResult:
+def bench_model(
+    path: Path,
+    backend: str = "auto",
+    threads: Optional[int] = None,
+    batch_sizes=(1, 32, 1000),
+    seconds: float = 1.0,
+) -> BenchResult:
     started = time.perf_counter()
     model = load(path, backend=backend, threads=threads)
     model.predict_proba(sample_images(1))
@@ -71,9 +78,16 @@ def bench_model(path: Path, backend: str = "auto", threads: Optional[int] = None
         batch = sample_images(size)
         per_call = np.median(time_calls(lambda batch=batch: model.predict_proba(batch), 5, warmup=2))
         reps = int(min(2000, max(5, seconds / max(per_call, 1e-6))))
-        throughput[str(size)] = float(size / np.median(time_calls(lambda batch=batch: model.predict_proba(batch), reps, warmup=2)))
+        throughput[str(size)] = float(
+            size / np.median(time_calls(lambda batch=batch: model.predict_proba(batch), reps, warmup=2))
+        )
     return BenchResult(
-        file=Path(path).name, backend=model.backend, threads=threads, load_ms=load_ms,
-        batch1_median_us=float(np.median(latency) * 1e6), batch1_p99_us=float(np.percentile(latency, 99) * 1e6),
-        throughput=throughput, peak_rss_mb=peak_rss_mb(),
+        file=Path(path).name,
+        backend=model.backend,
+        threads=threads,
+        load_ms=load_ms,
+        batch1_median_us=float(np.median(latency) * 1e6),
+        batch1_p99_us=float(np.percentile(latency, 99) * 1e6),
+        throughput=throughput,
+        peak_rss_mb=peak_rss_mb(),
     )

@@ -4,6 +4,7 @@ It holds the chosen artifacts, a manifest listing only them, the Keras reference
 the MNIST test set as the parity set, the digitkit wheel when it can be built, and a README with
 the install command for each kind of Pi. `digitkit verify --bundle DIR` re-proves parity there.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,14 @@ PARITY_DIR = "mnist"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def choose_entries(manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]) -> list[ArtifactEntry]:
+def choose_entries(
+    manifest: Manifest, files: Optional[Iterable[str]], modes: Optional[Iterable[str]]
+) -> list[ArtifactEntry]:
     entries = manifest.select(files, modes)
     if not entries:
-        raise InputError("No artifacts chosen for the bundle", "Drop --artifact/--mode filters or export those modes first")
+        raise InputError(
+            "No artifacts chosen for the bundle", "Drop --artifact/--mode filters or export those modes first"
+        )
     return entries
 
 
@@ -45,16 +50,32 @@ def build_wheel(directory: Path) -> Optional[Path]:
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
         return None
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(directory), str(PROJECT_ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(directory),
+            str(PROJECT_ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     wheels = sorted(directory.glob("digitkit-*.whl"))
     return wheels[-1] if result.returncode == 0 and wheels else None
 
 
 def build_bundle(
-    export_dir: Path, out: Path, files: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None,
-    data_dir: Optional[Path] = None, include_wheel: bool = True,
+    export_dir: Path,
+    out: Path,
+    files: Optional[Iterable[str]] = None,
+    modes: Optional[Iterable[str]] = None,
+    data_dir: Optional[Path] = None,
+    include_wheel: bool = True,
 ) -> tuple[Path, Path]:
     """Write ``out/`` and ``out.tar.gz`` atomically; returns both paths."""
     manifest = read_manifest(export_dir)
@@ -110,11 +131,17 @@ def open_bundle(location: Path) -> tuple[Manifest, Path]:
     if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
         location = _extract(location)
     if not location.is_dir():
-        raise ArtifactError(f"Bundle {location} does not exist", "Pass the directory (or .tar.gz) written by `digitkit bundle`")
+        raise ArtifactError(
+            f"Bundle {location} does not exist",
+            "Pass the directory (or .tar.gz) written by `digitkit bundle`",
+        )
     manifest = read_manifest(location)
     bundle = manifest.bundle
     if bundle is None:
-        raise ArtifactError(f"{manifest.name} is an export manifest, not a bundle's", "Run `digitkit bundle` and copy its output, or use `digitkit verify DIR`")
+        raise ArtifactError(
+            f"{manifest.name} is an export manifest, not a bundle's",
+            "Run `digitkit bundle` and copy its output, or use `digitkit verify DIR`",
+        )
     for entry in manifest.artifacts:
         manifest.check_artifact(entry)
     data_dir = location / bundle.directory
@@ -123,7 +150,9 @@ def open_bundle(location: Path) -> tuple[Manifest, Path]:
         if not path.is_file():
             raise DataError(f"Bundle parity file {path} is missing", "Copy the whole bundle directory again")
         if sha256_file(path) != expected:
-            raise DataError(f"Bundle parity file {path} changed since bundling", "Copy the whole bundle directory again")
+            raise DataError(
+                f"Bundle parity file {path} changed since bundling", "Copy the whole bundle directory again"
+            )
     return manifest, data_dir
 
 
@@ -134,8 +163,13 @@ def _extract(archive: Path) -> Path:
             names = tar.getnames()
             top = {n.split("/")[0] for n in names}
             if len(top) != 1 or any(n.startswith("/") or ".." in Path(n).parts for n in names):
-                raise ArtifactError(f"{archive} is not a digitkit bundle archive", "Pass the .tar.gz written by `digitkit bundle`")
-            tar.extractall(archive.parent, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(archive.parent)
+                raise ArtifactError(
+                    f"{archive} is not a digitkit bundle archive",
+                    "Pass the .tar.gz written by `digitkit bundle`",
+                )
+            tar.extractall(archive.parent, filter="data") if hasattr(
+                tarfile, "data_filter"
+            ) else tar.extractall(archive.parent)
             return archive.parent / top.pop()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactError(f"{archive} cannot be unpacked ({exc})", "Copy the bundle archive again") from exc

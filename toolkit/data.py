@@ -4,6 +4,7 @@ Search order: an explicit directory (``data_dir`` or ``DIGITKIT_DATA``), the pro
 the user cache; missing files are downloaded into the cache from the public mirrors with the same
 checks. The arrays are shaped like ``keras.datasets.mnist.load_data()``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -150,7 +151,9 @@ def parse_idx(raw: bytes, source: str = "IDX data") -> np.ndarray:
     body = memoryview(raw)[4 + 4 * ndim :]
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if len(body) != expected:
-        raise DataError(f"{source} holds {len(body)} bytes of data, expected {expected}", "Use the original MNIST files")
+        raise DataError(
+            f"{source} holds {len(body)} bytes of data, expected {expected}", "Use the original MNIST files"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
 
 

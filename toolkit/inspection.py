@@ -1,4 +1,5 @@
 """What an artifact is: format, mode, tensors, quantization, size, hash, and its manifest's verdict."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -60,7 +61,9 @@ def onnx_op_types(data: bytes) -> Counter[str]:
 
 def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
     path, data, fmt, manifest = read_artifact(path, verify_hash=False)
-    described = ArtifactDescription(str(path), fmt, len(data), sha256_file(path), "no manifest lists this file")
+    described = ArtifactDescription(
+        str(path), fmt, len(data), sha256_file(path), "no manifest lists this file"
+    )
     entry = manifest.entry_for(path.name) if manifest else None
     if manifest is not None and entry is not None:
         try:
@@ -70,7 +73,11 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
             described.manifest = f"MISMATCH: {exc.problem}"
         described.mode, described.quantization = entry.mode, entry.quantization
         described.inputs, described.outputs = entry.inputs, entry.outputs
-        described.converter, described.quantizer, described.opset = entry.converter, entry.quantizer, entry.opset
+        described.converter, described.quantizer, described.opset = (
+            entry.converter,
+            entry.quantizer,
+            entry.opset,
+        )
     try:
         session = open_session(data, fmt, backend)
         described.backend = session.backend_name

@@ -3,6 +3,7 @@
 matplotlib is optional (a device rarely has it): without it, verify still gates and says which
 extra the report needs.
 """
+
 from __future__ import annotations
 
 import html
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
 def require_plotting() -> None:
     """Checked before verification starts, so a missing matplotlib costs no run."""
     if importlib.util.find_spec("matplotlib") is None:
-        raise BackendUnavailableError("--report needs matplotlib, which is not installed", "pip install 'digitkit[report]', or drop --report")
+        raise BackendUnavailableError(
+            "--report needs matplotlib, which is not installed",
+            "pip install 'digitkit[report]', or drop --report",
+        )
 
 
 def _pyplot() -> Any:
@@ -54,7 +58,15 @@ def plot_confusion(plt, matrix: np.ndarray, title: str, path: Path) -> None:
     for i in range(10):
         for j in range(10):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color="white" if i == j else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if i == j else "black",
+                )
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=title)
     _save(fig, plt, path)
 
@@ -87,7 +99,9 @@ def plot_training(plt: Any, epochs: Sequence[Mapping[str, float]], path: Path) -
     _save(fig, plt, path)
 
 
-def write_report(directory: Path, manifest: Manifest, results: list[ParityResult], x_test: np.ndarray, y_test: np.ndarray) -> Path:
+def write_report(
+    directory: Path, manifest: Manifest, results: list[ParityResult], x_test: np.ndarray, y_test: np.ndarray
+) -> Path:
     """Write the report; returns the HTML page."""
     plt = _pyplot()
     directory = ensure_writable_dir(Path(directory), "report", "--report")
@@ -102,8 +116,15 @@ def write_report(directory: Path, manifest: Manifest, results: list[ParityResult
             continue
         seen.add(r.file)
         stem = Path(r.file).name.replace(".", "_")
-        plot_confusion(plt, confusion_matrix(y_test, r.predictions), f"{r.file} ({r.backend})", directory / f"{stem}_confusion.png")
-        count = plot_misclassified(plt, x_test, y_test, r.predictions, r.file, directory / f"{stem}_misclassified.png")
+        plot_confusion(
+            plt,
+            confusion_matrix(y_test, r.predictions),
+            f"{r.file} ({r.backend})",
+            directory / f"{stem}_confusion.png",
+        )
+        count = plot_misclassified(
+            plt, x_test, y_test, r.predictions, r.file, directory / f"{stem}_misclassified.png"
+        )
         per_class = " ".join(f"{d}:{a:.3f}" for d, a in enumerate(r.per_class_accuracy))
         sections.append(
             f"<h2>{html.escape(r.file)}</h2><p>accuracy {r.accuracy:.4f}, agreement {100 * r.agreement:.2f}%, "
@@ -116,10 +137,13 @@ def write_report(directory: Path, manifest: Manifest, results: list[ParityResult
         for r in results
     )
     page = directory / "index.html"
-    write_bytes_atomic(page, f"""<!doctype html><html><head><meta charset='utf-8'><title>digitkit verify</title>
+    write_bytes_atomic(
+        page,
+        f"""<!doctype html><html><head><meta charset='utf-8'><title>digitkit verify</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}td,th{{padding:2px 10px;text-align:left}}img{{max-width:100%;margin:4px}}</style></head><body>
 <h1>digitkit verify</h1><p>Keras reference accuracy {manifest.source_model.test_accuracy:.4f}; manifest {html.escape(manifest.name)}</p>
 <table><tr><th></th><th>artifact</th><th>backend</th><th>accuracy</th><th>vs keras pp</th><th>agreement</th><th>failures</th></tr>{rows}</table>
-{''.join(sections)}</body></html>
-""".encode())
+{"".join(sections)}</body></html>
+""".encode(),
+    )
     return page

@@ -1,4 +1,5 @@
 """The seed recipe: the classic Keras MNIST MLP, trained deterministically."""
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,14 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.epochs < 1:
-            raise InputError(f"--epochs must be at least 1, got {self.epochs}", "Pass --epochs 4 for the seed recipe")
+            raise InputError(
+                f"--epochs must be at least 1, got {self.epochs}", "Pass --epochs 4 for the seed recipe"
+            )
         if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}", "Pass --batch-size 128 for the seed recipe")
+            raise InputError(
+                f"--batch-size must be at least 1, got {self.batch_size}",
+                "Pass --batch-size 128 for the seed recipe",
+            )
         if self.seed < 0:
             raise InputError(f"--seed must be 0 or more, got {self.seed}", "Pass a non-negative integer")
 

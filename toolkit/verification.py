@@ -5,6 +5,7 @@ predictions and probabilities), so verification needs no TensorFlow and runs on 
 Checks run in a fixed order (load, shape, accuracy, drop, agreement), and each failure is a typed
 object, not a string to parse.
 """
+
 from __future__ import annotations
 
 import platform
@@ -33,9 +34,13 @@ class Gates:
 
     def check(self) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:
-            raise InputError(f"--min-accuracy {self.min_accuracy} is not a fraction", "Pass a value in [0, 1], e.g. 0.95")
+            raise InputError(
+                f"--min-accuracy {self.min_accuracy} is not a fraction", "Pass a value in [0, 1], e.g. 0.95"
+            )
         if not 0.0 <= self.min_agreement <= 1.0:
-            raise InputError(f"--min-agreement {self.min_agreement} is not a fraction", "Pass a value in [0, 1], e.g. 0.99")
+            raise InputError(
+                f"--min-agreement {self.min_agreement} is not a fraction", "Pass a value in [0, 1], e.g. 0.99"
+            )
         if not self.max_drop_pp >= 0:
             raise InputError(f"--max-drop {self.max_drop_pp} is negative", "Pass percentage points, e.g. 0.5")
 
@@ -116,10 +121,17 @@ def evaluate(model: DigitModel, x_test: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def run_parity(
-    manifest: Manifest, entry: ArtifactEntry, backend: str, x_test: np.ndarray, y_test: np.ndarray,
-    reference: Reference, gates: Gates,
+    manifest: Manifest,
+    entry: ArtifactEntry,
+    backend: str,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    reference: Reference,
+    gates: Gates,
 ) -> ParityResult:
-    result = ParityResult(entry.file, entry.format, entry.mode, backend, reference_accuracy=reference.accuracy)
+    result = ParityResult(
+        entry.file, entry.format, entry.mode, backend, reference_accuracy=reference.accuracy
+    )
     try:  # hashed once, before any run, by verify_manifest
         model = load(manifest.path_of(entry), backend=backend, verify_hash=False, manifest=manifest)
     except BackendUnavailableError:
@@ -129,7 +141,9 @@ def run_parity(
         return result
     probabilities, result.ms_per_image = evaluate(model, x_test)
     if probabilities.shape != (len(x_test), 10):
-        result.failures.append(GateFailure("shape", f"output shape {probabilities.shape}, expected {(len(x_test), 10)}"))
+        result.failures.append(
+            GateFailure("shape", f"output shape {probabilities.shape}, expected {(len(x_test), 10)}")
+        )
         return result
     predictions = probabilities.argmax(axis=1)
     result.predictions = predictions
@@ -138,17 +152,27 @@ def run_parity(
     result.agreement = float((predictions == reference.predictions).mean())
     if reference.probabilities is not None:
         result.max_abs_prob_diff = float(np.abs(probabilities - reference.probabilities).max())
-    result.per_class_accuracy = [round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)]
+    result.per_class_accuracy = [
+        round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)
+    ]
     if not result.accuracy >= gates.min_accuracy:
-        result.failures.append(GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}"))
+        result.failures.append(
+            GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}")
+        )
     if not result.drop_pp <= gates.max_drop_pp + 1e-9:
-        result.failures.append(GateFailure("drop", f"{result.drop_pp:.2f} points below Keras > {gates.max_drop_pp:.2f}"))
+        result.failures.append(
+            GateFailure("drop", f"{result.drop_pp:.2f} points below Keras > {gates.max_drop_pp:.2f}")
+        )
     if not result.agreement >= gates.min_agreement:
-        result.failures.append(GateFailure("agreement", f"top-1 agreement {result.agreement:.4f} < {gates.min_agreement:.4f}"))
+        result.failures.append(
+            GateFailure("agreement", f"top-1 agreement {result.agreement:.4f} < {gates.min_agreement:.4f}")
+        )
     return result
 
 
-def plan(manifest: Manifest, backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None) -> list[tuple[ArtifactEntry, str]]:
+def plan(
+    manifest: Manifest, backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None
+) -> list[tuple[ArtifactEntry, str]]:
     """The (artifact, backend) pairs to run, after checking every artifact's hash: a changed or
     missing file is bad input (exit 2), found before any long run."""
     entries = manifest.select(files)
@@ -162,16 +186,25 @@ def plan(manifest: Manifest, backends: Optional[Iterable[str]] = None, files: Op
         names = backends_to_run(entry.format, requested)
         if not names and not requested:
             extras = " or ".join(f"'digitkit[{s.extra}]'" for s in native_backends_for(entry.format))
-            raise BackendUnavailableError(f"No runtime for {entry.format} models is installed", f"pip install {extras}")
+            raise BackendUnavailableError(
+                f"No runtime for {entry.format} models is installed", f"pip install {extras}"
+            )
         pairs.extend((entry, name) for name in names)
     if not pairs:
-        raise InputError(f"None of the backends {', '.join(requested or [])} runs these artifacts", "Drop --backend or pick one that matches the format")
+        raise InputError(
+            f"None of the backends {', '.join(requested or [])} runs these artifacts",
+            "Drop --backend or pick one that matches the format",
+        )
     return pairs
 
 
 def verify_manifest(
-    manifest: Manifest, x_test: np.ndarray, y_test: np.ndarray, gates: Gates = Gates(),
-    backends: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] = None,
+    manifest: Manifest,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    gates: Gates = Gates(),
+    backends: Optional[Iterable[str]] = None,
+    files: Optional[Iterable[str]] = None,
     on_result: Optional[Callable[[ParityResult], None]] = None,
 ) -> list[ParityResult]:
     """Every artifact in the manifest on every requested (default: installed) backend."""
@@ -191,7 +224,11 @@ def summary_json(manifest: Manifest, results: list[ParityResult], gates: Gates) 
     return {
         "passed": all(r.passed for r in results),
         "gates": asdict(gates),
-        "reference": {"framework": source.framework, "test_accuracy": source.test_accuracy, "sha256": source.sha256},
+        "reference": {
+            "framework": source.framework,
+            "test_accuracy": source.test_accuracy,
+            "sha256": source.sha256,
+        },
         "manifest": manifest.name,
         "host": {"machine": platform.machine(), "python": platform.python_version(), "digitkit": __version__},
         "results": [r.to_json() for r in results],

@@ -4,6 +4,7 @@ Backends are imported only when a model is opened, so importing the runtime stay
 is registration order: the native runtimes first, then the numpy backend, which needs nothing but
 numpy and so is always there: ``auto`` falls back to it when no native runtime is installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,16 +39,38 @@ def _open_numpy_micro(model: bytes, threads: Optional[int]) -> Session:
     return open_numpy_micro(model, threads)
 
 
-register_backend(BackendSpec("litert", ("tflite",), "ai_edge_litert", "litert", open_litert, "LiteRT (ai-edge-litert)"))
-register_backend(BackendSpec("tflite-runtime", ("tflite",), "tflite_runtime", "tflite", open_tflite_runtime, "tflite-runtime 2.x"))
-register_backend(BackendSpec("onnxruntime", ("onnx",), "onnxruntime", "onnxruntime", open_onnxruntime, "ONNX Runtime"))
 register_backend(
-    BackendSpec("numpy", ("tflite",), "numpy", "", _open_numpy, "numpy alone, bit-exact with LiteRT's default x86 path", portable=True)
+    BackendSpec("litert", ("tflite",), "ai_edge_litert", "litert", open_litert, "LiteRT (ai-edge-litert)")
 )
 register_backend(
     BackendSpec(
-        "numpy-micro", ("tflite",), "numpy", "", _open_numpy_micro,
-        "numpy alone, rounding as TFLite Micro (fixed-point multiplier and shift)", default=False, portable=True,
+        "tflite-runtime", ("tflite",), "tflite_runtime", "tflite", open_tflite_runtime, "tflite-runtime 2.x"
+    )
+)
+register_backend(
+    BackendSpec("onnxruntime", ("onnx",), "onnxruntime", "onnxruntime", open_onnxruntime, "ONNX Runtime")
+)
+register_backend(
+    BackendSpec(
+        "numpy",
+        ("tflite",),
+        "numpy",
+        "",
+        _open_numpy,
+        "numpy alone, bit-exact with LiteRT's default x86 path",
+        portable=True,
+    )
+)
+register_backend(
+    BackendSpec(
+        "numpy-micro",
+        ("tflite",),
+        "numpy",
+        "",
+        _open_numpy_micro,
+        "numpy alone, rounding as TFLite Micro (fixed-point multiplier and shift)",
+        default=False,
+        portable=True,
     )
 )
 
@@ -140,6 +163,15 @@ def _open(spec: BackendSpec, model: bytes, threads: Optional[int]) -> Session:
 
 
 __all__ = [
-    "BACKENDS", "BackendSpec", "PortableBackendWarning", "Session", "TensorInfo", "backends_for", "install_hint",
-    "is_installed", "native_backends_for", "open_session", "register_backend",
+    "BACKENDS",
+    "BackendSpec",
+    "PortableBackendWarning",
+    "Session",
+    "TensorInfo",
+    "backends_for",
+    "install_hint",
+    "is_installed",
+    "native_backends_for",
+    "open_session",
+    "register_backend",
 ]

@@ -5,6 +5,7 @@ caller converts pixels straight into, an output buffer the backend writes into, 
 On the hot path (one image at a time on a device) that keeps the work per call to the backend's own
 invoke plus one conversion in and one out: no temporaries, no extra copies.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,7 +48,9 @@ class Slot:
 
     __slots__ = ("batch", "input", "input_bytes", "invoke", "output", "zero_copy")
 
-    def __init__(self, batch: int, input: np.ndarray, output: np.ndarray, invoke: Callable[[], object], zero_copy: bool) -> None:
+    def __init__(
+        self, batch: int, input: np.ndarray, output: np.ndarray, invoke: Callable[[], object], zero_copy: bool
+    ) -> None:
         self.batch = batch
         self.input = input
         self.input_bytes = input.view(np.uint8) if input.dtype.itemsize == 1 else None
@@ -71,7 +74,9 @@ class Session:
         slot: Optional[Slot] = getattr(self._local, "slot", None)
         if slot is not None and slot.batch == batch:
             return slot
-        slot = self._local.slot = None  # drop the old buffers first: a TFLite interpreter cannot resize under them
+        slot = self._local.slot = (
+            None  # drop the old buffers first: a TFLite interpreter cannot resize under them
+        )
         slot = self._local.slot = self._open_slot(batch)
         return slot
 

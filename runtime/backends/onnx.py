@@ -4,6 +4,7 @@ Each thread's slot is an I/O binding over two numpy buffers: ONNX Runtime reads 
 and writes the output into the other, so a call converts pixels in place and skips the dict of
 feeds, the validation and the list of fresh outputs that ``InferenceSession.run`` builds per call.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -77,7 +78,13 @@ class OnnxRuntimeSession(Session):
             if count <= _BORROW_FROM:
                 return slotted(batch)
             if batch.dtype != model_dtype:
-                scratch = Slot(count, np.empty((count, 784), model_dtype), np.empty((0, 10), np.float32), _no_invoke, zero_copy=False)
+                scratch = Slot(
+                    count,
+                    np.empty((count, 784), model_dtype),
+                    np.empty((0, 10), np.float32),
+                    _no_invoke,
+                    zero_copy=False,
+                )
                 write(batch, scratch)
                 batch = scratch.input
             result: np.ndarray = run(outputs, {name: batch})[0]

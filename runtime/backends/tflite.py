@@ -10,6 +10,7 @@ on reallocation), so the slot calls the native method directly, and only after c
 buffers stay put across an invoke at this batch size. Interpreters without that native method, or
 models whose buffers move, get a copying slot through set_tensor / invoke / get_tensor.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -41,7 +42,9 @@ def _address(array: np.ndarray) -> int:
 class TFLiteSession(Session):
     zero_copy = True  # tests switch it off to prove the copying slot gives the same answers
 
-    def __init__(self, interpreter_class: Any, model: bytes, threads: Optional[int], backend_name: str) -> None:
+    def __init__(
+        self, interpreter_class: Any, model: bytes, threads: Optional[int], backend_name: str
+    ) -> None:
         super().__init__()
         self.backend_name = backend_name
         self._interpreter_class = interpreter_class
@@ -91,7 +94,9 @@ class TFLiteSession(Session):
         interpreter.resize_tensor_input(self._input_index, [batch, 784], strict=False)
         interpreter.allocate_tensors()
 
-    def _zero_copy_slot(self, interpreter: Any, native_invoke: Callable[[], object], batch: int) -> Optional[Slot]:
+    def _zero_copy_slot(
+        self, interpreter: Any, native_invoke: Callable[[], object], batch: int
+    ) -> Optional[Slot]:
         view_in = interpreter.tensor(self._input_index)
         view_out = interpreter.tensor(self._output_index)
         x, y = view_in(), view_out()

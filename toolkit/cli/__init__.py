@@ -1,6 +1,7 @@
 """The `digitkit` command. Each command lives in its own module and imports heavy libraries lazily,
 so `digitkit --help`, `predict` and `verify` run without TensorFlow; device commands (predict,
 verify, info, bench) never import `digitkit.export`."""
+
 from __future__ import annotations
 
 import sys
@@ -27,7 +28,13 @@ def _build_app() -> Any:
 
     @app.callback()
     def main_options(
-        debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks as well as one-line errors (before or after the command).")] = False,
+        debug: Annotated[
+            bool,
+            typer.Option(
+                "--debug",
+                help="Show full tracebacks as well as one-line errors (before or after the command).",
+            ),
+        ] = False,
     ) -> None:
         """--debug is taken off the command line by DigitkitGroup wherever it stands; declared here for --help."""
 

@@ -1,4 +1,5 @@
 """`digitkit bench`: load time, batch-1 latency, throughput and peak memory on this machine."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,11 +12,19 @@ from .predict import BACKEND_HELP
 
 
 def bench(
-    model: Annotated[Optional[List[Path]], typer.Option("--model", help="Artifact(s) to measure (repeatable).")] = None,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Measure every artifact of a bundle (on a device).")] = None,
+    model: Annotated[
+        Optional[List[Path]], typer.Option("--model", help="Artifact(s) to measure (repeatable).")
+    ] = None,
+    bundle: Annotated[
+        Optional[Path], typer.Option("--bundle", help="Measure every artifact of a bundle (on a device).")
+    ] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
-    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes for throughput.")] = "1,32,1000",
-    threads: Annotated[Optional[int], typer.Option(help="Threads the backend may use (default: the backend's).")] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Comma-separated batch sizes for throughput.")
+    ] = "1,32,1000",
+    threads: Annotated[
+        Optional[int], typer.Option(help="Threads the backend may use (default: the backend's).")
+    ] = None,
     seconds: Annotated[float, typer.Option(help="Rough time spent per measurement.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -38,14 +47,21 @@ def bench(
     results = []
     for path in paths:
         with quiet_output():
-            results.append(bench_model(path, backend=backend, threads=threads, batch_sizes=sizes, seconds=seconds))
+            results.append(
+                bench_model(path, backend=backend, threads=threads, batch_sizes=sizes, seconds=seconds)
+            )
     if as_json:
         echo(json.dumps([r.to_json() for r in results], indent=2))
         return
-    headers = ["artifact", "backend", "load ms", "batch-1 median µs", "p99 µs"] + [f"batch {s} img/s" for s in sizes] + ["peak RSS MB"]
+    headers = (
+        ["artifact", "backend", "load ms", "batch-1 median µs", "p99 µs"]
+        + [f"batch {s} img/s" for s in sizes]
+        + ["peak RSS MB"]
+    )
     rows = [
         [r.file, r.backend, f"{r.load_ms:.1f}", f"{r.batch1_median_us:.1f}", f"{r.batch1_p99_us:.1f}"]
-        + [f"{r.throughput[str(s)]:,.0f}" for s in sizes] + [f"{r.peak_rss_mb:.0f}"]
+        + [f"{r.throughput[str(s)]:,.0f}" for s in sizes]
+        + [f"{r.peak_rss_mb:.0f}"]
         for r in results
     ]
     print_table(headers, rows)

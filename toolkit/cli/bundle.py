@@ -1,4 +1,5 @@
 """`digitkit bundle`: one directory and tar.gz to copy to a device."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,17 +11,31 @@ from .common import DEFAULT_EXPORT_DIR, echo, human_size
 
 
 def bundle(
-    export_dir: Annotated[Path, typer.Argument(help="An export directory (default: the last export).")] = DEFAULT_EXPORT_DIR,
-    out: Annotated[Path, typer.Option(help="Bundle directory to write; a .tar.gz is written beside it.")] = Path("runs/bundle"),
-    files: Annotated[Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")] = None,
-    modes: Annotated[Optional[List[str]], typer.Option("--mode", help="Only these modes, e.g. int8 (repeatable).")] = None,
-    wheel: Annotated[bool, typer.Option(help="Include digitkit's own wheel (built from this checkout).")] = True,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")] = None,
+    export_dir: Annotated[
+        Path, typer.Argument(help="An export directory (default: the last export).")
+    ] = DEFAULT_EXPORT_DIR,
+    out: Annotated[
+        Path, typer.Option(help="Bundle directory to write; a .tar.gz is written beside it.")
+    ] = Path("runs/bundle"),
+    files: Annotated[
+        Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")
+    ] = None,
+    modes: Annotated[
+        Optional[List[str]], typer.Option("--mode", help="Only these modes, e.g. int8 (repeatable).")
+    ] = None,
+    wheel: Annotated[
+        bool, typer.Option(help="Include digitkit's own wheel (built from this checkout).")
+    ] = True,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")
+    ] = None,
 ) -> None:
     """Bundle artifacts, manifest, parity set and install notes for a Raspberry Pi or any device."""
     from digitkit.toolkit.bundling import build_bundle
 
-    directory, archive = build_bundle(export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel)
+    directory, archive = build_bundle(
+        export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel
+    )
     for path in sorted(directory.rglob("*")):
         if path.is_file():
             echo(f"  {path.relative_to(directory)}  {human_size(path.stat().st_size)}")

@@ -6,6 +6,7 @@ model): a ``DigitkitError`` to its own ``exit_code`` (2 for bad input, 1 for a f
 export), Ctrl-C to 130, anything else to 2 with "unexpected; report it". ``--debug`` anywhere on the
 command line (before or after the subcommand) shows the traceback as well.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,14 @@ def exit_code_for(exc: BaseException, debug: bool) -> int:
     return 2
 
 
-def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
+def _show_warning(
+    message: Any,
+    category: type,
+    filename: str,
+    lineno: int,
+    file: Optional[TextIO] = None,
+    line: Optional[str] = None,
+) -> None:
     note(str(message))
 
 
@@ -102,7 +110,11 @@ class DigitkitGroup(TyperGroup):
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
-            except (typer.Exit, typer.Abort, typer.TyperException):  # Typer's own: usage errors, --help, exits
+            except (
+                typer.Exit,
+                typer.Abort,
+                typer.TyperException,
+            ):  # Typer's own: usage errors, --help, exits
                 raise
             except (Exception, KeyboardInterrupt) as exc:  # the one place errors become exit codes
                 raise typer.Exit(exit_code_for(exc, debug)) from None
@@ -117,7 +129,9 @@ def parse_sizes(text: str, option: str) -> list[int]:
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        raise InputError(f"{option} {text!r} is not a list of positive integers", f"Pass e.g. {option} 1,32,1000")
+        raise InputError(
+            f"{option} {text!r} is not a list of positive integers", f"Pass e.g. {option} 1,32,1000"
+        )
     return sizes
 
 
@@ -129,7 +143,9 @@ def human_size(size: float) -> str:
     return f"{size:.1f} GB"
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: Optional[str] = None) -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], title: Optional[str] = None
+) -> None:
     """A rich table on stdout; wide enough off a terminal that nothing is cut in logs and tests."""
     from rich.console import Console
     from rich.table import Table

@@ -1,4 +1,5 @@
 """`digitkit info`: what an artifact is, and whether it still matches its manifest."""
+
 from __future__ import annotations
 
 from pathlib import Path

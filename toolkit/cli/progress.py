@@ -1,4 +1,5 @@
 """The training progress bar: rich on a terminal, one line per epoch in logs."""
+
 from __future__ import annotations
 
 import sys
@@ -16,8 +17,12 @@ class EpochBar:
     def __enter__(self) -> EpochBar:
         if sys.stderr.isatty():
             self._progress = Progress(
-                TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
-                TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), transient=False,
+                TextColumn("training"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} epochs"),
+                TextColumn("{task.fields[metrics]}"),
+                TimeElapsedColumn(),
+                transient=False,
             )
             self._progress.start()
             self._task = self._progress.add_task("train", total=self.total, metrics="")

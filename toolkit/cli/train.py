@@ -1,4 +1,5 @@
 """`digitkit train`: the seed recipe, deterministic, with a progress bar and a training record."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,12 @@ def train(
     epochs: Annotated[int, typer.Option(help="Training epochs (the seed recipe uses 4).")] = 4,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size (the seed recipe uses 128).")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives bit-identical weights.")] = 0,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the four MNIST .gz files [env: DIGITKIT_DATA].")] = None,
-    out: Annotated[Path, typer.Option(help="Where model.keras and training.json are written.")] = DEFAULT_TRAIN_DIR,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="Directory with the four MNIST .gz files [env: DIGITKIT_DATA].")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where model.keras and training.json are written.")
+    ] = DEFAULT_TRAIN_DIR,
 ) -> None:
     """Train the MNIST MLP (784-512-512-10, rmsprop, batch 128) and write model.keras."""
     from digitkit.toolkit.cli.progress import EpochBar

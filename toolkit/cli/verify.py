@@ -1,4 +1,5 @@
 """`digitkit verify`: accuracy parity of every artifact on every installed backend, as a gate."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,16 +14,39 @@ if TYPE_CHECKING:
 
 
 def verify(
-    artifact_dir: Annotated[Path, typer.Argument(help="Directory with manifest.json (default: the last export).")] = DEFAULT_EXPORT_DIR,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="A bundle from `digitkit bundle`: its artifacts and its own parity set (on a device).")] = None,
+    artifact_dir: Annotated[
+        Path, typer.Argument(help="Directory with manifest.json (default: the last export).")
+    ] = DEFAULT_EXPORT_DIR,
+    bundle: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--bundle",
+            help="A bundle from `digitkit bundle`: its artifacts and its own parity set (on a device).",
+        ),
+    ] = None,
     min_accuracy: Annotated[float, typer.Option(help="Every artifact must reach this test accuracy.")] = 0.95,
-    max_drop: Annotated[float, typer.Option(help="Most percentage points an artifact may lose against the Keras model.")] = 0.5,
-    min_agreement: Annotated[float, typer.Option(help="Least fraction of test images with the Keras model's top-1.")] = 0.99,
-    backends: Annotated[Optional[List[str]], typer.Option("--backend", help="Only these backends (repeatable; default: every installed one).")] = None,
-    files: Annotated[Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this directory.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")] = None,
+    max_drop: Annotated[
+        float, typer.Option(help="Most percentage points an artifact may lose against the Keras model.")
+    ] = 0.5,
+    min_agreement: Annotated[
+        float, typer.Option(help="Least fraction of test images with the Keras model's top-1.")
+    ] = 0.99,
+    backends: Annotated[
+        Optional[List[str]],
+        typer.Option("--backend", help="Only these backends (repeatable; default: every installed one)."),
+    ] = None,
+    files: Annotated[
+        Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")
+    ] = None,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")
+    ] = None,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this directory.")
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")
+    ] = None,
 ) -> None:
     """Run all 10,000 MNIST test images through each artifact and gate on parity with Keras.
 
@@ -30,6 +54,7 @@ def verify(
     import json
     import sys
 
+    from digitkit.runtime.errors import GateError
     from digitkit.runtime.files import check_output_file, ensure_writable_dir, write_json_atomic
     from digitkit.runtime.manifest import read_manifest
     from digitkit.runtime.quiet import quiet_output
@@ -68,7 +93,11 @@ def verify(
 
         echo(f"Report: {write_report(report, manifest, results, x_test, y_test)}")
     if not summary["passed"]:
-        raise typer.Exit(1)
+        failed = [r for r in results if not r.passed]
+        raise GateError(
+            f"{len(failed)} of {len(results)} artifact/backend pairs failed a parity gate ({failed[0].file} on {failed[0].backend}: {failed[0].failures[0].kind})",
+            "See the table above; the artifact does not keep the Keras model's accuracy",
+        )
 
 
 def render(results: list[ParityResult], reference_accuracy: float, gates: Gates) -> None:
@@ -78,11 +107,21 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
     for r in sorted(results, key=lambda r: r.passed):  # failures first
         verdict = Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red")
         diff = "-" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
-        rows.append([
-            verdict, r.file, r.backend, f"{r.accuracy:.4f}", f"{-r.drop_pp + 0.0:+.2f}",
-            f"{100 * r.agreement:.2f}%", diff, f"{r.ms_per_image * 1000:.1f}",
-        ])
-    print_table(["", "artifact", "backend", "accuracy", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows)
+        rows.append(
+            [
+                verdict,
+                r.file,
+                r.backend,
+                f"{r.accuracy:.4f}",
+                f"{-r.drop_pp + 0.0:+.2f}",
+                f"{100 * r.agreement:.2f}%",
+                diff,
+                f"{r.ms_per_image * 1000:.1f}",
+            ]
+        )
+    print_table(
+        ["", "artifact", "backend", "accuracy", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows
+    )
     echo(
         f"Keras reference accuracy {reference_accuracy:.4f}. Gates: accuracy ≥ {gates.min_accuracy:.2f}, "
         f"drop ≤ {gates.max_drop_pp:.2f} pp, agreement ≥ {100 * gates.min_agreement:.1f}%."
@@ -91,4 +130,6 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
         for failure in r.failures:
             echo(f"FAIL {r.file} on {r.backend}: {failure.kind}: {failure.message}")
     passed = sum(r.passed for r in results)
-    echo(f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {len(results)} artifact/backend pairs pass.")
+    echo(
+        f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {len(results)} artifact/backend pairs pass."
+    )
