@@ -69,7 +69,10 @@ def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     bench = json.loads(result.output)
-    assert len(bench) == 2 and all(b["batch1_median_us"] > 0 and b["throughput"]["100"] > 0 for b in bench)
+    assert {(b["file"], b["backend"]) for b in bench} == {
+        (r["file"], r["backend"]) for r in rows
+    }  # every verified pair
+    assert all(b["batch1_median_us"] > 0 and b["throughput"]["100"] > 0 for b in bench)
 
 
 def copy(bundle_dir, tmp_path):

@@ -123,7 +123,8 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
     rehash(directory, path.name)
     result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name, "--json", "-"])
     assert result.exit_code == 1
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
+    assert result.stderr.startswith("digitkit: error: 1 of 1 artifact/backend pairs failed a parity gate")
     assert summary["passed"] is False
     kinds = [f["kind"] for f in summary["results"][0]["failures"]]
     assert kinds and kinds == sorted(kinds, key=["load", "shape", "accuracy", "drop", "agreement"].index)

@@ -54,22 +54,25 @@ class GateFailure:
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The Keras model's answers on the test set, read once from the manifest for every artifact."""
+class ParityData:
+    """The test set and the Keras model's answers on it, read once from the manifest for every artifact."""
 
-    accuracy: float
-    predictions: np.ndarray
-    probabilities: Optional[np.ndarray]
+    images: np.ndarray  # uint8 (N, 28, 28)
+    labels: np.ndarray
+    reference_accuracy: float
+    reference_predictions: np.ndarray
+    reference_probabilities: Optional[np.ndarray]
 
     @classmethod
-    def of(cls, manifest: Manifest, labels: np.ndarray) -> Reference:
+    def of(cls, manifest: Manifest, images: np.ndarray, labels: np.ndarray) -> ParityData:
         predictions = manifest.reference_predictions()
         if len(predictions) != len(labels):
             raise DigitkitError(
                 f"The manifest holds {len(predictions)} reference predictions for {len(labels)} test images",
                 "Verify against the MNIST test set the artifacts were exported with",
             )
-        return cls(manifest.source_model.test_accuracy, predictions, manifest.reference_probabilities())
+        accuracy = manifest.source_model.test_accuracy
+        return cls(images, labels, accuracy, predictions, manifest.reference_probabilities())
 
 
 @dataclass
@@ -121,16 +124,12 @@ def evaluate(model: DigitModel, x_test: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def run_parity(
-    manifest: Manifest,
-    entry: ArtifactEntry,
-    backend: str,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    reference: Reference,
-    gates: Gates,
+    manifest: Manifest, entry: ArtifactEntry, backend: str, data: ParityData, gates: Gates
 ) -> ParityResult:
+    """One artifact on one backend, through every check in order."""
+    x_test, y_test = data.images, data.labels
     result = ParityResult(
-        entry.file, entry.format, entry.mode, backend, reference_accuracy=reference.accuracy
+        entry.file, entry.format, entry.mode, backend, reference_accuracy=data.reference_accuracy
     )
     try:  # hashed once, before any run, by verify_manifest
         model = load(manifest.path_of(entry), backend=backend, verify_hash=False, manifest=manifest)
@@ -148,10 +147,10 @@ def run_parity(
     predictions = probabilities.argmax(axis=1)
     result.predictions = predictions
     result.accuracy = float((predictions == y_test).mean())
-    result.drop_pp = 100.0 * (reference.accuracy - result.accuracy)
-    result.agreement = float((predictions == reference.predictions).mean())
-    if reference.probabilities is not None:
-        result.max_abs_prob_diff = float(np.abs(probabilities - reference.probabilities).max())
+    result.drop_pp = 100.0 * (data.reference_accuracy - result.accuracy)
+    result.agreement = float((predictions == data.reference_predictions).mean())
+    if data.reference_probabilities is not None:
+        result.max_abs_prob_diff = float(np.abs(probabilities - data.reference_probabilities).max())
     result.per_class_accuracy = [
         round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)
     ]
@@ -209,10 +208,10 @@ def verify_manifest(
 ) -> list[ParityResult]:
     """Every artifact in the manifest on every requested (default: installed) backend."""
     gates.check()
-    reference = Reference.of(manifest, y_test)
+    data = ParityData.of(manifest, x_test, y_test)
     results = []
     for entry, backend in plan(manifest, backends, files):
-        result = run_parity(manifest, entry, backend, x_test, y_test, reference, gates)
+        result = run_parity(manifest, entry, backend, data, gates)
         results.append(result)
         if on_result is not None:
             on_result(result)

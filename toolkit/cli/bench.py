@@ -18,7 +18,13 @@ def bench(
     bundle: Annotated[
         Optional[Path], typer.Option("--bundle", help="Measure every artifact of a bundle (on a device).")
     ] = None,
-    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
+    backends: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--backend",
+            help="Only these backends (repeatable; default: every installed one). " + BACKEND_HELP,
+        ),
+    ] = None,
     batch_sizes: Annotated[
         str, typer.Option(help="Comma-separated batch sizes for throughput.")
     ] = "1,32,1000",
@@ -28,12 +34,14 @@ def bench(
     seconds: Annotated[float, typer.Option(help="Rough time spent per measurement.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Measure artifacts with the device runtime; numbers are medians (and p99 for latency)."""
+    """Measure artifacts with the device runtime, on every installed backend that runs them; numbers
+    are medians (and p99 for latency)."""
     import json
 
     from digitkit.runtime.errors import InputError
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.benchmark import bench_model
+    from digitkit.toolkit.verification import backends_to_run
 
     sizes = parse_sizes(batch_sizes, "--batch-sizes")
     paths = list(model or [])
@@ -46,18 +54,30 @@ def bench(
         raise InputError("Nothing to measure", "Pass --model PATH or --bundle DIR")
     results = []
     for path in paths:
-        with quiet_output():
-            results.append(
-                bench_model(path, backend=backend, threads=threads, batch_sizes=sizes, seconds=seconds)
-            )
+        fmt = "onnx" if path.suffix.lower() == ".onnx" else "tflite"
+        names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
+        for name in names:
+            with quiet_output():
+                results.append(
+                    bench_model(path, backend=name, threads=threads, batch_sizes=sizes, seconds=seconds)
+                )
+    if not results:
+        raise InputError(
+            f"None of the backends {', '.join(backends or [])} runs these artifacts",
+            "Drop --backend or pick one that matches the format",
+        )
     if as_json:
         echo(json.dumps([r.to_json() for r in results], indent=2))
         return
-    headers = (
-        ["artifact", "backend", "load ms", "batch-1 median µs", "p99 µs"]
-        + [f"batch {s} img/s" for s in sizes]
-        + ["peak RSS MB"]
-    )
+    headers = [
+        "artifact",
+        "backend",
+        "load ms",
+        "batch-1 median µs",
+        "p99 µs",
+        *[f"batch {s} img/s" for s in sizes],
+        "peak RSS MB",
+    ]
     rows = [
         [r.file, r.backend, f"{r.load_ms:.1f}", f"{r.batch1_median_us:.1f}", f"{r.batch1_p99_us:.1f}"]
         + [f"{r.throughput[str(s)]:,.0f}" for s in sizes]
