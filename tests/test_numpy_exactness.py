@@ -5,6 +5,7 @@
 - fp32, fp16 within 1e-5 of LiteRT with the same top-1; dynamic-range top-1 equal on >= 99.9%.
 - float32 and int64 accumulation give identical outputs.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from digitkit.runtime import load
-from digitkit.runtime.backends import numpy_kernels
+from digitkit.runtime.backends import numpy_backend, numpy_kernels
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,9 @@ def artifact(export_dir: Path, mode: str) -> Path:
 
 def raw_outputs(model, images: np.ndarray, batch: int = 1000) -> np.ndarray:
     """The model's own output tensor (int8 codes or floats) for every image."""
-    return np.concatenate([model._run_batch(images[i:i + batch]).copy() for i in range(0, len(images), batch)])
+    return np.concatenate(
+        [model._run_batch(images[i : i + batch]).copy() for i in range(0, len(images), batch)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,9 @@ def litert_outputs(export_dir, images) -> dict[str, np.ndarray]:
 def test_int8_is_bit_identical_to_litert(export_dir, images, litert_outputs, mode):
     ours = raw_outputs(load(artifact(export_dir, mode), backend="numpy"), images)
     assert ours.dtype == litert_outputs[mode].dtype
-    assert np.array_equal(ours, litert_outputs[mode]), f"{int((ours != litert_outputs[mode]).any(axis=1).sum())} images differ"
+    assert np.array_equal(ours, litert_outputs[mode]), (
+        f"{int((ours != litert_outputs[mode]).any(axis=1).sum())} images differ"
+    )
 
 
 @pytest.mark.parametrize("mode", ["fp32", "fp16"])
@@ -72,7 +77,7 @@ def test_micro_mode_is_bit_identical_to_tflite_micro(export_dir, images, litert_
     feed = images if mode == "int8_pixels" else (images ^ 0x80).view(np.int8)
     reference = []
     for i in range(len(images)):  # batch 1 only: ~350 us an image here, all 10,000 in a few seconds
-        interpreter.set_input(feed[i:i + 1], 0)
+        interpreter.set_input(feed[i : i + 1], 0)
         interpreter.invoke()
         reference.append(np.array(interpreter.get_output(0)))
     expected = np.concatenate(reference)
@@ -81,7 +86,9 @@ def test_micro_mode_is_bit_identical_to_tflite_micro(export_dir, images, litert_
     ours = raw_outputs(micro, images)
     assert np.array_equal(ours, expected), f"{int((ours != expected).any(axis=1).sum())} images differ"
     differ = np.flatnonzero((ours != litert_outputs[mode]).any(axis=1))
-    figures.append(f"numpy-micro vs numpy (XNNPACK) on {mode}: {differ.size} of 10,000 images differ ({differ.tolist()[:10]})")
+    figures.append(
+        f"numpy-micro vs numpy (XNNPACK) on {mode}: {differ.size} of 10,000 images differ ({differ.tolist()[:10]})"
+    )
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numpy-micro"])
@@ -108,3 +115,35 @@ def test_exp_table_equals_the_c_library_expf():
         scale = np.float32(-np.float32(in_scale))
         expected = np.array([expf(float(scale * np.float32(v))) for v in range(256)], np.float32)[::-1]
         np.testing.assert_array_equal(table, expected)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int8_pixels"])
+def test_skipping_zero_inputs_at_batch_1_changes_nothing(
+    export_dir, images, litert_outputs, monkeypatch, mode
+):
+    """At batch 1 the fused int8 layers multiply only the weight rows of nonzero inputs: always (fraction
+    1), never (0) and by the default threshold give LiteRT's bits on every image, one image at a time."""
+    path = artifact(export_dir, mode)
+    outputs = {}
+    for fraction in (0.0, 1.0, numpy_kernels.SPARSE_FRACTION):
+        monkeypatch.setattr(numpy_kernels, "SPARSE_FRACTION", fraction)
+        model = load(path, backend="numpy")
+        assert any(isinstance(k, numpy_kernels.Int8Chain) for k in model.session._kernels)
+        outputs[fraction] = raw_outputs(model, images, batch=1)
+    for fraction, ours in outputs.items():
+        assert np.array_equal(ours, litert_outputs[mode]), (
+            f"fraction {fraction}: {int((ours != litert_outputs[mode]).any(axis=1).sum())} images differ"
+        )
+
+
+def test_fused_layers_equal_the_layer_by_layer_path(export_dir, images, monkeypatch):
+    """Int8Chain (float32 values between layers) against the int8 kernels one by one, at batch 1000 and 7."""
+    path = artifact(export_dir, "int8")
+    fused = load(path, backend="numpy")
+    monkeypatch.setattr(numpy_backend, "_fuse", lambda kernels: kernels)
+    session = fused.session
+    plain = load(path, backend="numpy")
+    assert isinstance(session._kernels[0], numpy_kernels.Int8Chain)
+    assert not any(isinstance(k, numpy_kernels.Int8Chain) for k in plain.session._kernels)
+    for batch in (1000, 7):
+        assert np.array_equal(raw_outputs(fused, images, batch), raw_outputs(plain, images, batch))

@@ -7,6 +7,7 @@ chain: each operator reads one computed tensor (and constants). Everything that 
 input is computed at load; a slot (one per thread and batch size) owns every buffer its run writes, so
 sessions are thread-safe. ``threads`` is accepted and ignored: numpy's BLAS has its own thread pool.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -27,7 +28,9 @@ MAX_IMAGE_ELEMENTS = 1 << 20  # per image, for computed tensors: keeps a slot's 
 def _info(t: Tensor) -> TensorInfo:
     scale = float(t.quant.scale[0]) if t.quant.scale.size == 1 else 0.0
     zero_point = int(t.quant.zero_point[0]) if t.quant.zero_point.size == 1 else 0
-    return TensorInfo(t.name, tuple(None if d < 0 else d for d in t.signature), t.dtype.name, scale, zero_point)
+    return TensorInfo(
+        t.name, tuple(None if d < 0 else d for d in t.signature), t.dtype.name, scale, zero_point
+    )
 
 
 def _per_tensor(t: Tensor, what: str) -> tuple[float, int]:
@@ -58,7 +61,9 @@ class _Planner:
                 continue
             computed = [i for i in op.inputs if i >= 0 and i not in self.consts]
             if computed != [current] or len(op.outputs) != 1:
-                raise nk.unsupported(f"Operator {op.index} ({op.name}) is not part of a single chain from input to output")
+                raise nk.unsupported(
+                    f"Operator {op.index} ({op.name}) is not part of a single chain from input to output"
+                )
             x, y = g.tensors[current], g.tensors[op.outputs[0]]
             self.kernels.append(self._kernel(op, x, y))
             current = y.index
@@ -77,7 +82,9 @@ class _Planner:
             shape = [1] * data.ndim
             if t.quant.scale.size > 1:
                 shape[t.quant.axis] = t.quant.scale.size
-            values = (data.astype(np.float32) - t.quant.zero_point.reshape(shape).astype(np.float32)) * t.quant.scale.reshape(shape)
+            values = (
+                data.astype(np.float32) - t.quant.zero_point.reshape(shape).astype(np.float32)
+            ) * t.quant.scale.reshape(shape)
         else:
             raise nk.unsupported(f"DEQUANTIZE of a {t.dtype.name} tensor is not run by the numpy backend")
         values.flags.writeable = False
@@ -93,7 +100,9 @@ class _Planner:
         if len(x.shape) < 1 or len(y.shape) < 1:
             raise nk.unsupported(f"Operator {op.index} ({op.name}) works on scalars")
         if int(np.prod(features_out)) > MAX_IMAGE_ELEMENTS:
-            raise nk.unsupported(f"Operator {op.index} ({op.name}) computes {list(y.shape)}, over {MAX_IMAGE_ELEMENTS} values an image")
+            raise nk.unsupported(
+                f"Operator {op.index} ({op.name}) computes {list(y.shape)}, over {MAX_IMAGE_ELEMENTS} values an image"
+            )
         if op.code == FULLY_CONNECTED:
             return self._fully_connected(op, x, y)
         if op.code == SOFTMAX:
@@ -109,7 +118,9 @@ class _Planner:
                 if self.micro:
                     return nm.SoftmaxMicro(in_scale, beta, out_scale, zp_out)
                 if zp_out != -128 or abs(out_scale * 256 - 1) > 0.001:
-                    raise nk.unsupported("An int8 SOFTMAX has an output other than scale 1/256, zero point -128")
+                    raise nk.unsupported(
+                        "An int8 SOFTMAX has an output other than scale 1/256, zero point -128"
+                    )
                 return nk.SoftmaxInt8(in_scale, beta, out_scale, zp_out)
         elif op.code == QUANTIZE and y.dtype.name in QUANT_TYPES and x.shape == y.shape:
             out_scale, zp_out = _per_tensor(y, "quantize output")
@@ -126,16 +137,22 @@ class _Planner:
                 return nk.Dequantize(*_per_tensor(x, "dequantize input"))
         elif op.code == RESHAPE and x.dtype == y.dtype:
             if int(np.prod(features_in)) != int(np.prod(features_out)):
-                raise nk.unsupported(f"RESHAPE from {list(x.shape)} to {list(y.shape)} changes the batch size")
+                raise nk.unsupported(
+                    f"RESHAPE from {list(x.shape)} to {list(y.shape)} changes the batch size"
+                )
             self._options(op)
             return nk.Reshape(features_out)
         else:
             raise nk.unsupported(f"The model uses {op.name}, which the numpy backend does not run")
-        raise nk.unsupported(f"The model uses {op.name} from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run")
+        raise nk.unsupported(
+            f"The model uses {op.name} from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run"
+        )
 
     def _fully_connected(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
         if len(op.inputs) < 2 or op.inputs[1] not in self.consts:
-            raise nk.unsupported("A FULLY_CONNECTED has weights computed at run time, which the numpy backend does not run")
+            raise nk.unsupported(
+                "A FULLY_CONNECTED has weights computed at run time, which the numpy backend does not run"
+            )
         options = self._options(op)
         activation = int(options.scalar(0, "b")) if options is not None else 0
         weights_format = int(options.scalar(1, "b")) if options is not None else 0
@@ -143,10 +160,14 @@ class _Planner:
         w_tensor = self.graph.tensors[op.inputs[1]]
         w = self.consts[w_tensor.index]
         if weights_format != 0 or w.ndim != 2:
-            raise nk.unsupported("A FULLY_CONNECTED has shuffled or non-2-D weights, which the numpy backend does not run")
+            raise nk.unsupported(
+                "A FULLY_CONNECTED has shuffled or non-2-D weights, which the numpy backend does not run"
+            )
         units, depth = w.shape
         if len(x.shape) != 2 or x.shape[1] != depth or y.shape[1:] != (units,) or len(y.shape) != 2:
-            raise nk.unsupported(f"FULLY_CONNECTED from {list(x.shape)} with weights {list(w.shape)} to {list(y.shape)} is not run")
+            raise nk.unsupported(
+                f"FULLY_CONNECTED from {list(x.shape)} with weights {list(w.shape)} to {list(y.shape)} is not run"
+            )
         bias = None
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             if op.inputs[2] not in self.consts:
@@ -160,7 +181,9 @@ class _Planner:
                 raise nk.unsupported("A float FULLY_CONNECTED has a non-float bias")
             return nk.FullyConnectedFloat(w, bias, activation)
         if w.dtype != np.int8 or not w_tensor.quantized or np.any(wq.zero_point != 0) or wq.axis != 0:
-            raise nk.unsupported(f"A FULLY_CONNECTED has {w.dtype.name} weights without symmetric per-channel int8 quantization")
+            raise nk.unsupported(
+                f"A FULLY_CONNECTED has {w.dtype.name} weights without symmetric per-channel int8 quantization"
+            )
         if x.dtype == np.float32 and y.dtype == np.float32:
             if bias is not None and bias.dtype != np.float32:
                 raise nk.unsupported("A hybrid FULLY_CONNECTED has a non-float bias")
@@ -177,7 +200,9 @@ class _Planner:
             int_kernel = fc(w, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange)
             self.matmuls.append(int_kernel.matmul)
             return int_kernel
-        raise nk.unsupported(f"The model uses FULLY_CONNECTED from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run")
+        raise nk.unsupported(
+            f"The model uses FULLY_CONNECTED from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run"
+        )
 
 
 class NumpySession(Session):
@@ -188,11 +213,13 @@ class NumpySession(Session):
         self.backend_name = "numpy-micro" if micro else "numpy"
         self._graph = parse(model)
         planner = _Planner(self._graph, micro)
-        self._kernels = planner.plan()
+        self._kernels = planner.plan() if micro else _fuse(planner.plan())
         x, y = self._graph.tensors[self._graph.input], self._graph.tensors[self._graph.output]
         for t in (x, y):
             if t.dtype.name not in ("float32", "int8", "uint8"):
-                raise nk.unsupported(f"The model's {t.name!r} tensor is {t.dtype.name}; digitkit runs float32, int8 or uint8")
+                raise nk.unsupported(
+                    f"The model's {t.name!r} tensor is {t.dtype.name}; digitkit runs float32, int8 or uint8"
+                )
         self.inputs = [_info(x)]
         self.outputs = [_info(y)]
         self._input_shape, self._input_dtype = x.shape[1:], x.dtype
@@ -203,11 +230,19 @@ class NumpySession(Session):
         """Every tensor of the model, as TFLite interpreters list them."""
         return [
             {
-                "index": t.index, "name": t.name, "dtype": t.dtype, "shape": np.array(t.shape, np.int32),
+                "index": t.index,
+                "name": t.name,
+                "dtype": t.dtype,
+                "shape": np.array(t.shape, np.int32),
                 "shape_signature": np.array(t.signature, np.int32),
-                "quantization": (float(t.quant.scale[0]), int(t.quant.zero_point[0])) if t.quant.scale.size == 1 else (0.0, 0),
-                "quantization_parameters": {"scales": t.quant.scale.copy(), "zero_points": t.quant.zero_point.copy(),
-                                            "quantized_dimension": t.quant.axis},
+                "quantization": (float(t.quant.scale[0]), int(t.quant.zero_point[0]))
+                if t.quant.scale.size == 1
+                else (0.0, 0),
+                "quantization_parameters": {
+                    "scales": t.quant.scale.copy(),
+                    "zero_points": t.quant.zero_point.copy(),
+                    "quantized_dimension": t.quant.axis,
+                },
             }
             for t in self._graph.tensors
         ]
@@ -219,6 +254,22 @@ class NumpySession(Session):
             run, buffer = kernel.make(batch, buffer)
             runs.append(run)
         return Slot(batch, x, buffer, _chain(tuple(runs)), zero_copy=True)
+
+
+def _fuse(kernels: list[nk.Kernel]) -> list[nk.Kernel]:
+    """Each run of int8 FULLY_CONNECTED layers that take u = q - zp exactly in float32 as one Int8Chain."""
+    fused: list[nk.Kernel] = []
+    run: list[nk.FullyConnectedInt8] = []
+    for kernel in [*kernels, None]:
+        if isinstance(kernel, nk.FullyConnectedInt8) and kernel.on_u:
+            run.append(kernel)
+            continue
+        if run:
+            fused.append(nk.Int8Chain(run))
+            run = []
+        if kernel is not None:
+            fused.append(kernel)
+    return fused
 
 
 def _chain(runs: tuple[Callable[[], None], ...]) -> Callable[[], None]:

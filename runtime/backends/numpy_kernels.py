@@ -19,6 +19,7 @@ Where a rounding step matters, the comment names the reference it follows:
   the op's asymmetric_quantize_inputs says), the integer dot product is scaled by row_scale * w_scale and
   added to the float bias.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Protocol
@@ -88,23 +89,24 @@ class IntegerMatmul:
         for array in (self.wt32, self.bias32, self.wt64, self.bias64):
             array.flags.writeable = False
 
-    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
-        """A closure writing acc as float32 (exact integers on the float32 path) into the returned buffer."""
+    def make(self, batch: int, x: np.ndarray, offset: int = 0) -> tuple[Run, np.ndarray]:
+        """A closure writing acc of (x - offset) as float32 (exact integers on the float32 path) into the
+        returned buffer."""
         acc = np.empty((batch, self.wt32.shape[1]), F32)
         if self.float32:
             xf = np.ones((batch, x.shape[1] + 1), F32)
             xin = xf[:, :-1]
-            wt = self.wt32
+            wt, shift = self.wt32, F32(offset)
 
             def run() -> None:
-                np.copyto(xin, x, casting="unsafe")
+                np.subtract(x, shift, out=xin)  # whole numbers: exact
                 np.matmul(xf, wt, out=acc)
 
             return run, acc
         wt64, bias64 = self.wt64, self.bias64
 
         def run_int64() -> None:
-            total = np.matmul(x.astype(np.int64), wt64)
+            total = np.matmul(x.astype(np.int64) - offset, wt64)
             total += bias64
             total += 1 << 31
             total &= 0xFFFFFFFF
@@ -167,20 +169,44 @@ class FullyConnectedFloat:
 
 
 class FullyConnectedInt8:
-    """int8 x int8 -> int8 with XNNPACK's fp32 requantization (see the module docstring)."""
+    """int8 x int8 -> int8 with XNNPACK's fp32 requantization (see the module docstring).
 
-    def __init__(self, w: np.ndarray, w_scale: np.ndarray, bias: Optional[np.ndarray], in_scale: float, zp_in: int,
-                 out_scale: float, zp_out: int, qrange: tuple[int, int]) -> None:
-        self.matmul = IntegerMatmul(w, folded_bias(w, bias, zp_in), 128)
+    The product is taken on u = q - zp_in with the plain bias, so an input at the zero point (a black
+    pixel, a ReLU zero) adds exactly 0 and may be skipped; when that sum is not provably exact in
+    float32 but q with the folded bias is, it takes q. Either way it is the same integer."""
+
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_scale: np.ndarray,
+        bias: Optional[np.ndarray],
+        in_scale: float,
+        zp_in: int,
+        out_scale: float,
+        zp_out: int,
+        qrange: tuple[int, int],
+    ) -> None:
+        plain = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+        self.matmul = IntegerMatmul(w, plain, max(abs(-128 - zp_in), abs(127 - zp_in)))
+        self.offset = zp_in
+        if not self.matmul.float32:
+            folded = IntegerMatmul(w, folded_bias(w, bias, zp_in), 128)
+            if folded.float32:
+                self.matmul, self.offset = folded, 0
+        # Fed float32 u (with a last column of ones for the bias), rows of zero inputs may be skipped.
+        self.on_u = self.matmul.float32 and self.offset == zp_in
+        self.zp_in = zp_in
         scales = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],))
         self.scale = (F32(in_scale) * scales) / F32(out_scale)  # float32, in XNNPACK's order
         if not np.all(self.scale < 256.0):
             raise unsupported("A FULLY_CONNECTED requantization scale is 256 or more, which XNNPACK refuses")
+        self.scale.flags.writeable = False
         self.low, self.high = F32(qrange[0] - zp_out), F32(qrange[1] - zp_out)
         self.zp_out = F32(zp_out)
+        self.qrange = qrange
 
     def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
-        run_acc, acc = self.matmul.make(batch, x)
+        run_acc, acc = self.matmul.make(batch, x, self.offset)
         out = np.empty(acc.shape, np.int8)
         scale, low, high, zp = self.scale, self.low, self.high, self.zp_out
 
@@ -192,6 +218,85 @@ class FullyConnectedInt8:
             np.add(acc, zp, out=out, casting="unsafe")  # whole numbers in [-128, 127]: exact
 
         return run, out
+
+
+# At batch 1 a layer multiplies only the weight rows of its nonzero inputs when they are at most this
+# fraction of its inputs and it has at least SPARSE_MIN_UNITS outputs: gathering a row costs about as much
+# as reading it three times over, and a narrow layer gains nothing. Tests set it to 0 or 1.
+SPARSE_FRACTION = 0.35
+SPARSE_MIN_UNITS = 64
+
+
+class Int8Chain:
+    """Consecutive int8 FULLY_CONNECTED layers that all take u = q - zp_in exactly in float32.
+
+    Between layers the values stay float32: the next layer's u is rint(clamp(acc * scale)), which is
+    its q - zp (the zero point of a tensor is the same on both sides), so no int8 round trip. The input
+    and the last output are int8, as in the graph. At batch 1, inputs that are zero (about 80% of MNIST
+    pixels, and most ReLU outputs) are skipped: x[nz] @ W[nz], the sum taken in another order, which the
+    float32 exactness proof allows."""
+
+    def __init__(self, layers: list[FullyConnectedInt8]) -> None:
+        if not layers or not all(layer.on_u for layer in layers):
+            raise ValueError("every layer must take u in float32")
+        self.layers = layers
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        layers = self.layers
+        inputs = [
+            np.ones((batch, layer.matmul.wt32.shape[0]), F32) for layer in layers
+        ]  # u and a column of ones
+        out = np.empty((batch, layers[-1].matmul.wt32.shape[1]), np.int8)
+        first, shift = inputs[0][:, :-1], F32(layers[0].zp_in)
+        steps = [
+            self._step(layer, batch, inputs[i], inputs[i + 1][:, :-1] if i + 1 < len(layers) else out)
+            for i, layer in enumerate(layers)
+        ]
+
+        def run() -> None:
+            np.subtract(x, shift, out=first)  # u = q - zp_in, whole numbers: exact
+            for step in steps:
+                step()
+
+        return run, out
+
+    @staticmethod
+    def _step(layer: FullyConnectedInt8, batch: int, xf: np.ndarray, dest: np.ndarray) -> Run:
+        wt, scale, low, high, zp = layer.matmul.wt32, layer.scale, layer.low, layer.high, layer.zp_out
+        depth, units = wt.shape
+        acc = np.empty((batch, units), F32)
+        last = dest.dtype == np.int8
+        rounded = acc if last else dest
+
+        def finish() -> None:
+            np.multiply(acc, scale, out=acc)
+            np.maximum(acc, low, out=acc)
+            np.minimum(acc, high, out=acc)
+            np.rint(acc, out=rounded)  # half to even, as XNNPACK's magic-bias rounding
+            if last:
+                np.add(acc, zp, out=dest, casting="unsafe")  # whole numbers in [-128, 127]: exact
+
+        limit = int(depth * SPARSE_FRACTION) if units >= SPARSE_MIN_UNITS else 0
+        if batch != 1 or limit <= 0:
+
+            def dense() -> None:
+                np.matmul(xf, wt, out=acc)
+                finish()
+
+            return dense
+        u, bits, acc1 = xf[0], xf[0].view(np.int32), acc[0]
+        rows = np.empty_like(wt)  # the gathered weight rows
+
+        def sparse() -> None:
+            nz = bits.nonzero()[0]  # -0.0 counts as nonzero: harmless, its row adds 0
+            n = nz.size
+            if n <= limit:
+                np.dot(u.take(nz), wt.take(nz, axis=0, out=rows[:n], mode="clip"), out=acc1)
+            else:
+                np.dot(u, wt, out=acc1)
+            finish()
+
+        return sparse
 
 
 def exp_table(in_scale: float, beta: float) -> np.ndarray:
@@ -211,23 +316,42 @@ class SoftmaxInt8:
 
     def __init__(self, in_scale: float, beta: float, out_scale: float, zp_out: int) -> None:
         self.table = exp_table(in_scale, beta)
+        # Indexed by (x - max) mod 256, the byte of the int8 difference: entry 0 is table[255], entry
+        # 256 - k is table[255 - k].
+        self.by_difference = np.roll(self.table, 1)
         self.out_scale = F32(out_scale)
+        # 1 / (sum * scale) is (1 / scale) / sum, bit for bit, when the scale is a power of two.
+        mantissa = np.frexp(self.out_scale)[0]
+        self.inverse_scale = F32(1.0) / self.out_scale if mantissa == 0.5 else None
+        # round_half_away(p) clamped to [0, 127 - zp] is the count of the k - 0.5, k = 1 .. 127 - zp, at most p.
+        self.halves = np.arange(1, 128 - zp_out, dtype=F32) - F32(0.5)
+        for array in (self.by_difference, self.halves):
+            array.flags.writeable = False
         self.zp_out = zp_out
 
     def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
         out = np.empty(x.shape, np.int8)
-        table, out_scale, zp = self.table, self.out_scale, float(self.zp_out)
+        diff = np.empty(x.shape, np.int8)
+        diff_bytes = diff.view(np.uint8)
+        p = np.empty(x.shape, F32)
+        table, out_scale, inverse_scale, halves, zp = (
+            self.by_difference,
+            self.out_scale,
+            self.inverse_scale,
+            self.halves,
+            self.zp_out,
+        )
         one = F32(1.0)
 
         def run() -> None:
-            xi = x.astype(np.intp)
-            e = table[xi - (xi.max(axis=1, keepdims=True) - 255)]  # table[255 - max + x]
+            np.subtract(x, x.max(axis=1, keepdims=True), out=diff)  # x - max wraps in int8 to its byte
+            e = table[diff_bytes]  # table[255 - max + x]
             total = np.add.accumulate(e, axis=1)[:, -1:]  # float32, left to right, as the C loop
-            p = np.multiply(e, one / (total * out_scale), dtype=np.float64)  # float32 product, exact in double
-            p += 0.5
-            np.floor(p, out=p)  # round half away from zero (p >= 0)
-            np.minimum(p, 127 - zp, out=p)
-            np.add(p, zp, out=out, casting="unsafe")
+            inv = np.divide(inverse_scale, total) if inverse_scale is not None else one / (total * out_scale)
+            np.multiply(e, inv, out=p)  # float32, as the C product
+            np.add(
+                halves.searchsorted(p, side="right"), zp, out=out, casting="unsafe"
+            )  # round half away, clamped
 
         return run, out
 
@@ -313,8 +437,14 @@ class QuantizeFloat:
 class FullyConnectedHybrid:
     """float input, int8 weights, float output: TFLite's hybrid kernel (see the module docstring)."""
 
-    def __init__(self, w: np.ndarray, w_scale: np.ndarray, bias: Optional[np.ndarray], activation: int,
-                 asymmetric: bool) -> None:
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_scale: np.ndarray,
+        bias: Optional[np.ndarray],
+        activation: int,
+        asymmetric: bool,
+    ) -> None:
         self.matmul = IntegerMatmul(w, np.zeros(w.shape[0], np.int64), 128)
         self.row_sums = w.astype(np.int64).sum(axis=1).astype(F32)  # exact: |sum| < 2^17
         self.w_scale = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],)).copy()
@@ -332,7 +462,9 @@ class FullyConnectedHybrid:
             zp_min, zp_max = -128.0 - lo / scale, 127.0 - hi / scale
             use_min = (128.0 + np.abs(lo / scale)) < (127.0 + np.abs(hi / scale))
             zp = np.where(use_min, zp_min, zp_max)
-            offset = np.where(zp <= -128, -128.0, np.where(zp >= 127, 127.0, np.copysign(np.floor(np.abs(zp) + 0.5), zp)))
+            offset = np.where(
+                zp <= -128, -128.0, np.where(zp >= 127, 127.0, np.copysign(np.floor(np.abs(zp) + 0.5), zp))
+            )
             offset = np.where(flat, 0.0, offset)
             scale32 = scale.astype(F32)
             inv = (F32(1.0) / scale32)[:, None]
