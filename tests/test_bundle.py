@@ -149,3 +149,57 @@ def test_a_device_without_native_backends_runs_tflite_on_numpy_and_names_the_onn
     assert len(notes) == 1 and notes[0].startswith("digitkit: note: No native tflite runtime is installed"), (
         auto.stderr
     )
+
+
+def test_bundling_never_deletes_what_it_did_not_write(export_dir, tmp_path):
+    """A user's folder, a file, and the export itself are refused before any work; a previous bundle
+    is replaced; --force takes a folder all the same."""
+    notes = tmp_path / "mine"
+    (notes / "photos").mkdir(parents=True)
+    (notes / "notes.txt").write_text("keep me")
+    args = ["bundle", str(export_dir), "--mode", "int8", "--no-wheel"]
+    one_line_exit_2(runner.invoke(app, [*args, "--out", str(notes)]), "--force")
+    assert (notes / "notes.txt").read_text() == "keep me" and (notes / "photos").is_dir()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("data")
+    one_line_exit_2(runner.invoke(app, [*args, "--out", str(a_file)]), "is a file")
+    assert a_file.read_text() == "data"
+    one_line_exit_2(runner.invoke(app, [*args, "--out", str(export_dir)]), "overlap the export directory")
+    one_line_exit_2(
+        runner.invoke(app, [*args, "--out", str(export_dir / "inside")]), "overlap the export directory"
+    )
+    assert not (export_dir / "inside").exists()
+    fresh = tmp_path / "fresh"
+    assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0
+    again = runner.invoke(app, [*args, "--out", str(fresh)])  # a previous bundle is ours to replace
+    assert again.exit_code == 0, again.output
+    forced = runner.invoke(app, [*args, "--out", str(notes), "--force"])
+    assert forced.exit_code == 0 and not (notes / "notes.txt").exists(), forced.output
+
+
+def test_verifying_an_archive_changes_nothing_beside_it(bundle_dir, tmp_path):
+    archive = tmp_path / "pi.tar.gz"
+    shutil.copy(bundle_dir.with_name("pi.tar.gz"), archive)
+    neighbour = tmp_path / "pi"
+    neighbour.mkdir()
+    (neighbour / "README.md").write_text("my edited notes")
+    result = runner.invoke(app, ["verify", "--bundle", str(archive), "--backend", "litert"])
+    assert result.exit_code == 0, result.output
+    assert (neighbour / "README.md").read_text() == "my edited notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi", "pi.tar.gz"]
+
+
+def test_an_archive_with_a_link_or_an_escaping_member_is_refused(tmp_path):
+    import io
+
+    for name, kind in (("bundle/../../escape.txt", tarfile.REGTYPE), ("bundle/link", tarfile.SYMTYPE)):
+        archive = tmp_path / f"evil-{kind!r}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            member = tarfile.TarInfo(name)
+            member.type = kind
+            member.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(member, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+        one_line_exit_2(
+            runner.invoke(app, ["verify", "--bundle", str(archive)]), "is not a digitkit bundle archive"
+        )
+    assert not (tmp_path.parent / "escape.txt").exists()

@@ -7,13 +7,15 @@ the install command for each kind of Pi. `digitkit verify --bundle DIR` re-prove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from digitkit.runtime.errors import ArtifactError, DataError, InputError
 from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
@@ -76,6 +78,7 @@ def build_bundle(
     modes: Optional[Iterable[str]] = None,
     data_dir: Optional[Path] = None,
     include_wheel: bool = True,
+    force: bool = False,
 ) -> tuple[Path, Path]:
     """Write ``out/`` and ``out.tar.gz`` atomically; returns both paths."""
     manifest = read_manifest(export_dir)
@@ -84,6 +87,7 @@ def build_bundle(
         manifest.check_artifact(entry)
     source_data = resolve_data_dir(data_dir, names=TEST_FILES)
     out = Path(out)
+    check_bundle_target(out, manifest.directory, force)
     parent = ensure_writable_dir(out.parent if str(out.parent) else Path("."), "bundle")
     staging = new_staging_dir(parent)
     try:
@@ -114,6 +118,36 @@ def build_bundle(
     return out, out.with_name(out.name + ".tar.gz")
 
 
+def _is_bundle(directory: Path) -> bool:
+    try:
+        return read_manifest(directory).bundle is not None
+    except ArtifactError:
+        return False
+
+
+def check_bundle_target(out: Path, export_dir: Path, force: bool) -> None:
+    """Before any work: ``out`` may be new, empty or a previous bundle, never anything else, so that a
+    bundle never deletes what it did not write (``force`` takes a non-empty directory all the same)."""
+    target, source = out.resolve(), export_dir.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        raise InputError(
+            f"--out {out} would overlap the export directory {export_dir}",
+            "Pass a new directory, e.g. --out runs/bundle",
+        )
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"--out {out} is a file", "Pass a directory path for the bundle, e.g. --out runs/bundle"
+        )
+    if out.is_dir() and any(out.iterdir()) and not _is_bundle(out) and not force:
+        raise InputError(
+            f"--out {out} holds files that are not a digitkit bundle, which bundling would replace",
+            "Pass a new or empty directory, or --force to replace it",
+        )
+    archive = out.with_name(out.name + ".tar.gz")
+    if archive.is_dir():
+        raise InputError(f"{archive} is a directory, where the bundle's archive goes", "Pass another --out")
+
+
 def _replace_dir(new: Path, target: Path) -> None:
     """Swap a directory into place; the old one is removed only after the new one is there."""
     if target.exists():
@@ -125,11 +159,19 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def open_bundle(location: Path) -> tuple[Manifest, Path]:
-    """A bundle's manifest and parity-set directory, after checking every file it lists."""
+@contextlib.contextmanager
+def open_bundle(location: Path) -> Iterator[tuple[Manifest, Path]]:
+    """A bundle's manifest and parity-set directory, after checking every file it lists. An archive
+    is unpacked into a temporary directory of its own, removed on exit: nothing beside it changes."""
     location = Path(location)
     if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
-        location = _extract(location)
+        with tempfile.TemporaryDirectory(prefix="digitkit-bundle-") as unpacked:
+            yield _checked_bundle(_extract(location, Path(unpacked)))
+        return
+    yield _checked_bundle(location)
+
+
+def _checked_bundle(location: Path) -> tuple[Manifest, Path]:
     if not location.is_dir():
         raise ArtifactError(
             f"Bundle {location} does not exist",
@@ -156,20 +198,27 @@ def open_bundle(location: Path) -> tuple[Manifest, Path]:
     return manifest, data_dir
 
 
-def _extract(archive: Path) -> Path:
-    """Unpack a bundle archive beside itself, refusing members that would escape the directory."""
+def _extract(archive: Path, into: Path) -> Path:
+    """Unpack a bundle archive into ``into``, refusing absolute paths, ``..`` and links."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            names = tar.getnames()
-            top = {n.split("/")[0] for n in names}
-            if len(top) != 1 or any(n.startswith("/") or ".." in Path(n).parts for n in names):
+            members = tar.getmembers()
+            top = {m.name.split("/")[0] for m in members}
+            unsafe = [
+                m.name
+                for m in members
+                if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir())
+            ]
+            if len(top) != 1 or unsafe:
                 raise ArtifactError(
-                    f"{archive} is not a digitkit bundle archive",
+                    f"{archive} is not a digitkit bundle archive"
+                    + (f" (it holds {unsafe[0]!r})" if unsafe else ""),
                     "Pass the .tar.gz written by `digitkit bundle`",
                 )
-            tar.extractall(archive.parent, filter="data") if hasattr(
-                tarfile, "data_filter"
-            ) else tar.extractall(archive.parent)
-            return archive.parent / top.pop()
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # Python < 3.11.4: the checks above are the filter
+                tar.extractall(into)
+            return into / top.pop()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactError(f"{archive} cannot be unpacked ({exc})", "Copy the bundle archive again") from exc

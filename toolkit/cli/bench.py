@@ -36,6 +36,7 @@ def bench(
 ) -> None:
     """Measure artifacts with the device runtime, on every installed backend that runs them; numbers
     are medians (and p99 for latency)."""
+    import contextlib
     import json
 
     from digitkit.runtime.errors import InputError
@@ -44,23 +45,24 @@ def bench(
     from digitkit.toolkit.verification import backends_to_run
 
     sizes = parse_sizes(batch_sizes, "--batch-sizes")
-    paths = list(model or [])
-    if bundle is not None:
-        from digitkit.toolkit.bundling import open_bundle
+    with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
+        paths = list(model or [])
+        if bundle is not None:
+            from digitkit.toolkit.bundling import open_bundle
 
-        manifest, _ = open_bundle(bundle)
-        paths += [manifest.path_of(e) for e in manifest.artifacts]
-    if not paths:
-        raise InputError("Nothing to measure", "Pass --model PATH or --bundle DIR")
-    results = []
-    for path in paths:
-        fmt = "onnx" if path.suffix.lower() == ".onnx" else "tflite"
-        names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
-        for name in names:
-            with quiet_output():
-                results.append(
-                    bench_model(path, backend=name, threads=threads, batch_sizes=sizes, seconds=seconds)
-                )
+            manifest, _ = opened.enter_context(open_bundle(bundle))
+            paths += [manifest.path_of(e) for e in manifest.artifacts]
+        if not paths:
+            raise InputError("Nothing to measure", "Pass --model PATH or --bundle DIR")
+        results = []
+        for path in paths:
+            fmt = "onnx" if path.suffix.lower() == ".onnx" else "tflite"
+            names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
+            for name in names:
+                with quiet_output():
+                    results.append(
+                        bench_model(path, backend=name, threads=threads, batch_sizes=sizes, seconds=seconds)
+                    )
     if not results:
         raise InputError(
             f"None of the backends {', '.join(backends or [])} runs these artifacts",

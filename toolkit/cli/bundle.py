@@ -26,6 +26,12 @@ def bundle(
     wheel: Annotated[
         bool, typer.Option(help="Include digitkit's own wheel (built from this checkout).")
     ] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace --out even when it holds files that are not a previous bundle."
+        ),
+    ] = False,
     data_dir: Annotated[
         Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")
     ] = None,
@@ -34,7 +40,7 @@ def bundle(
     from digitkit.toolkit.bundling import build_bundle
 
     directory, archive = build_bundle(
-        export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel
+        export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel, force=force
     )
     for path in sorted(directory.rglob("*")):
         if path.is_file():

@@ -51,6 +51,7 @@ def verify(
     """Run all 10,000 MNIST test images through each artifact and gate on parity with Keras.
 
     Exit 0: every artifact passes on every backend; 1: a gate failed; 2: bad input."""
+    import contextlib
     import json
     import sys
 
@@ -71,15 +72,16 @@ def verify(
 
         require_plotting()
         ensure_writable_dir(report.parent if str(report.parent) else Path("."), "report", "--report")
-    if bundle is not None:
-        from digitkit.toolkit.bundling import open_bundle
+    with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
+        if bundle is not None:
+            from digitkit.toolkit.bundling import open_bundle
 
-        manifest, data_dir = open_bundle(bundle)
-    else:
-        manifest = read_manifest(artifact_dir)
-    x_test, y_test = load_mnist_test(data_dir)
-    with quiet_output():  # LiteRT's XNNPACK start-up notice
-        results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
+            manifest, data_dir = opened.enter_context(open_bundle(bundle))
+        else:
+            manifest = read_manifest(artifact_dir)
+        x_test, y_test = load_mnist_test(data_dir)
+        with quiet_output():  # LiteRT's XNNPACK start-up notice
+            results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
     summary = summary_json(manifest, results, gates)
     if to_stdout:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
