@@ -3,6 +3,7 @@
 The quantized path is the hot one on a device, so it avoids copies: uint8 pixels go to an int8
 input with scale 1/255 and zero point -128 by flipping the top bit.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -29,7 +30,9 @@ def as_batch(x: ArrayLike) -> np.ndarray:
     The common cases (a uint8 or float32 ndarray of a known shape) take a path of a few attribute
     reads; a float range check is one reduction over the bits. Anything else, or anything that fails
     the quick check, goes through the precise checks and their messages."""
-    if type(x) is np.ndarray and (x.dtype is _UINT8 or x.dtype is _FLOAT32 or x.dtype == _UINT8 or x.dtype == _FLOAT32):
+    if type(x) is np.ndarray and (
+        x.dtype is _UINT8 or x.dtype is _FLOAT32 or x.dtype == _UINT8 or x.dtype == _FLOAT32
+    ):
         shape = x.shape
         if shape == (28, 28) or shape == (PIXELS,):
             array = x.reshape(1, PIXELS)
@@ -39,7 +42,9 @@ def as_batch(x: ArrayLike) -> np.ndarray:
             array = x.reshape(shape[0], PIXELS)
         else:
             return _checked_batch(x)
-        if array.dtype == _FLOAT32 and not (array.flags.c_contiguous and array.view(np.uint32).max() <= _ONE_BITS):
+        if array.dtype == _FLOAT32 and not (
+            array.flags.c_contiguous and array.view(np.uint32).max() <= _ONE_BITS
+        ):
             return _checked_batch(array)  # NaN, negative, above 1, -0.0 or strided: the precise path
         return array
     return _checked_batch(x)
@@ -54,10 +59,14 @@ def _checked_batch(x: ArrayLike) -> np.ndarray:
             array = array.astype(np.float32)
     elif array.dtype.kind in "iub":
         if array.size and (array.min() < 0 or array.max() > 255):
-            raise InputError("Integer images must hold pixel values 0 to 255", "Pass uint8 pixels or floats in [0, 1]")
+            raise InputError(
+                "Integer images must hold pixel values 0 to 255", "Pass uint8 pixels or floats in [0, 1]"
+            )
         array = array.astype(np.uint8)
     else:
-        raise InputError(f"Images of dtype {array.dtype} are not supported", "Pass uint8 pixels or floats in [0, 1]")
+        raise InputError(
+            f"Images of dtype {array.dtype} are not supported", "Pass uint8 pixels or floats in [0, 1]"
+        )
     shape = array.shape
     if shape == (28, 28) or shape == (PIXELS,):
         array = array.reshape(1, PIXELS)
@@ -103,7 +112,11 @@ def input_writer(info: TensorInfo) -> Writer:
 
     Each writes straight into the slot (the backend's own input tensor where it allows that): uint8
     pixels take one or two numpy passes and no temporary."""
+    # Added to a float32 in [0, 255], 1.5 * 2^23 rounds it to a whole number r (ties to even, as rint)
+    # and leaves r in the low byte of the sum's bits; 1.5 * 2^23 - 128 leaves r - 128, an int8's byte.
+    round_uint8, round_int8 = np.float32(1.5 * 2**23), np.float32(1.5 * 2**23 - 128)
     if not info.quantized:
+
         def write_float(batch: np.ndarray, slot: Slot) -> None:
             x = slot.input
             x[...] = batch  # uint8 values are exact in float32
@@ -114,23 +127,30 @@ def input_writer(info: TensorInfo) -> Writer:
 
         return write_float
     if info.dtype == "int8" and info.zero_point == -128 and abs(info.scale * 255.0 - 1.0) < 1e-6:
+
         def write_int8(batch: np.ndarray, slot: Slot) -> None:  # the full-integer TFLite contract
             if batch.dtype == _UINT8:
                 np.bitwise_xor(batch, _TOP_BIT, out=slot.input_bytes)  # v - 128 as int8, in one op
                 return
-            q = np.multiply(batch, _255, dtype=_FLOAT32)  # in [0, 255]: as_batch checked the range
-            np.rint(q, out=q)
-            np.subtract(q, _128, out=slot.input, casting="unsafe")  # whole numbers in [-128, 127]: exact
+            # rint(x * 255) - 128 in three passes and no float-to-int conversion: x * 255 is in [0, 255]
+            # (as_batch checked the range), so adding 1.5 * 2^23 - 128 rounds it to a whole number, half
+            # to even as rint does, and the low byte of the sum's bits is rint(x * 255) - 128 as int8.
+            q = np.multiply(batch, _255)
+            np.add(q, round_int8, out=q)
+            target = slot.input_bytes
+            assert target is not None  # an int8 input: one byte a value
+            np.copyto(target, q.view(np.uint32), casting="unsafe")  # uint32 -> uint8: the low byte
 
         return write_int8
     if info.dtype == "uint8" and info.zero_point == 0 and abs(info.scale * 255.0 - 1.0) < 1e-6:
+
         def write_pixels(batch: np.ndarray, slot: Slot) -> None:  # pixels as they are
             if batch.dtype == _UINT8:
                 slot.input[...] = batch
                 return
-            q = np.multiply(batch, _255, dtype=_FLOAT32)  # in [0, 255]: as_batch checked the range
-            np.rint(q, out=q)
-            slot.input[...] = q  # whole numbers in [0, 255]: exact
+            q = np.multiply(batch, _255)  # in [0, 255]: as_batch checked the range
+            np.add(q, round_uint8, out=q)  # rounds to a whole number, half to even, as rint does
+            np.copyto(slot.input, q.view(np.uint32), casting="unsafe")  # the low byte: rint(x * 255)
 
         return write_pixels
 
