@@ -16,6 +16,7 @@ class ExportContext:
     calibration: CalibrationSet
     staging: Path
     onnx_opset: int = 17
+    c_rounding: str = "litert"  # the C target's rounding: "litert" or "tflite-micro"
     cache: dict = field(default_factory=dict)  # shared intermediates, e.g. the fp32 ONNX model
 
     def staged(self, filename: str) -> Path:

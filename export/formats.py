@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .context import ExportContext
     from .manifest import ConverterInfo
 
-FORMATS = ("tflite", "onnx")
+FORMATS = ("tflite", "onnx", "c")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ MODES = {
         "--int8",
         "the same full-integer model with uint8 pixels in and float32 out, (de)quantizing inside",
     ),
+    "int8-c": Mode(
+        "int8-c",
+        "--c",
+        "the int8 model as dependency-free C99 for microcontrollers, bit-exact (with --int8)",
+    ),
 }
 
 
@@ -47,6 +52,7 @@ class ExportTarget:
     exporter: str  # "module:function", imported only when this target is exported
     quantization: str
     io: str
+    requires: Optional[tuple[str, str]] = None  # (format, mode) of a target it is made from, same run
 
     def export_function(self) -> Callable[[ExportContext, Path], ConverterInfo]:
         module, _, name = self.exporter.partition(":")
@@ -121,6 +127,15 @@ TARGETS = (
         "QDQ: int8 weights (per-channel) and activations, calibrated",
         "float32 in, float32 out",
     ),
+    ExportTarget(
+        "c",
+        "int8-c",
+        "digit_mlp_int8.c",
+        "digitkit.export.c_source:export_c",
+        "the int8 TFLite model's, integer-only C99; plus .h and a TFLite Micro array",
+        "uint8 pixels in, int8 probabilities out",
+        requires=("tflite", "int8"),
+    ),
 )
 
 
@@ -158,7 +173,17 @@ def select_targets(formats: Optional[Iterable[str]], modes: Iterable[str]) -> li
                 f"{flag} is not available for {', '.join(chosen_formats)}",
                 f"{flag} exists for: {', '.join(available)}",
             )
-    return [t for t in TARGETS if t.format in chosen_formats and t.mode in chosen_modes]
+    chosen = [t for t in TARGETS if t.format in chosen_formats and t.mode in chosen_modes]
+    for target in chosen:
+        if target.requires and not any((t.format, t.mode) == target.requires for t in chosen):
+            fmt, mode = target.requires
+            flag = MODES[target.mode].flag or target.format
+            raise InputError(
+                f"{flag} needs the {mode} {fmt} model, which this export does not make",
+                f"Add {MODES[mode].flag}"
+                + (f" and --format {fmt}" if formats and fmt not in chosen_formats else ""),
+            )
+    return chosen
 
 
 def markdown_table() -> str:

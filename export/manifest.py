@@ -16,6 +16,7 @@ from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import (
     ArtifactEntry,
     Calibration,
+    CSource,
     Host,
     Manifest,
     Probabilities,
@@ -39,6 +40,13 @@ class ConverterInfo:
     quantizer: Optional[Tool] = None
     opset: Optional[int] = None
     onnx_version: Optional[str] = None
+    c: Optional[CSource] = None  # the C target's section, with its companion files
+    # The tensors, when the exporter knows them: the C target's, when no C compiler can load it here
+    inputs: tuple[TensorInfo, ...] = ()
+    outputs: tuple[TensorInfo, ...] = ()
+
+    def companion_files(self) -> list[str]:
+        return [ref.file for ref in self.c.companion_files()] if self.c else []
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ def artifact_entry(
         quantizer=info.quantizer,
         opset=info.opset,
         onnx_version=info.onnx_version,
+        c=info.c,
     )
 
 

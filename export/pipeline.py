@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from digitkit.runtime.errors import ArtifactError, DigitkitError, ExportError
+from digitkit.runtime.errors import ArtifactError, BackendUnavailableError, DigitkitError, ExportError
 from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
 from digitkit.runtime.manifest import MANIFEST_NAME
 from digitkit.runtime.quiet import quiet_output
@@ -36,6 +36,7 @@ class ExportRequest:
     data_sha256: Mapping[str, str]
     training: Optional[Mapping[str, Any]] = None  # the training.json record beside the model
     onnx_opset: int = 17
+    c_rounding: str = "litert"
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def run_export(request: ExportRequest) -> ExportResult:
             calibration=request.calibration,
             staging=staging,
             onnx_opset=request.onnx_opset,
+            c_rounding=request.c_rounding,
         )
         probabilities = np.asarray(model.predict(x_test_flat, batch_size=1000, verbose=0), dtype=np.float32)
         predictions = probabilities.argmax(axis=1)
@@ -122,28 +124,29 @@ def run_export(request: ExportRequest) -> ExportResult:
             Path(request.model_path), predictions, probabilities_path, probabilities.shape, request.training
         )
 
-        entries, exported = [], []
+        entries, exported, companions = [], [], []
         for target in request.targets:
             path = ctx.staged(target.filename)
             started = time.perf_counter()
             info = _convert(target, ctx, path)
             seconds = time.perf_counter() - started
-            with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2
-                runtime_model = load(path, verify_hash=False)
-            accuracy = float((runtime_model.predict(x_test) == y_test).mean())
-            entries.append(
-                artifact_entry(
-                    target, path, runtime_model.session.inputs, runtime_model.session.outputs, info
-                )
-            )
+            try:
+                with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2
+                    runtime_model = load(path, verify_hash=False)
+            except BackendUnavailableError:
+                if not info.inputs:  # only a C export without a C compiler here may go unmeasured
+                    raise
+                accuracy, backend = float("nan"), "none here"
+                inputs, outputs = info.inputs, info.outputs
+            else:
+                accuracy = float((runtime_model.predict(x_test) == y_test).mean())
+                backend = runtime_model.backend
+                inputs, outputs = tuple(runtime_model.session.inputs), tuple(runtime_model.session.outputs)
+            entries.append(artifact_entry(target, path, inputs, outputs, info))
+            companions.extend(staging / name for name in info.companion_files())
             exported.append(
                 ExportedArtifact(
-                    target,
-                    out_dir / target.filename,
-                    path.stat().st_size,
-                    accuracy,
-                    runtime_model.backend,
-                    seconds,
+                    target, out_dir / target.filename, path.stat().st_size, accuracy, backend, seconds
                 )
             )
 
@@ -152,7 +155,8 @@ def run_export(request: ExportRequest) -> ExportResult:
             entries, reference, source_accuracy, request.calibration.describe(), request.data_sha256, versions
         )
         write_json_atomic(staging / MANIFEST_NAME, manifest.to_json())
-        publish([staging / e.file for e in entries] + [probabilities_path, staging / MANIFEST_NAME], out_dir)
+        published = [staging / e.file for e in entries] + companions
+        publish(published + [probabilities_path, staging / MANIFEST_NAME], out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(out_dir, out_dir / MANIFEST_NAME, source_accuracy, tuple(exported))

@@ -138,6 +138,86 @@ class FileRef:
         return {"file": self.file, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class TflmArray:
+    """For TensorFlow Lite Micro users: the int8 .tflite as an aligned C array, and its tensor arena."""
+
+    source: FileRef
+    header: FileRef
+    model_sha256: str  # of the .tflite the array holds, byte for byte
+    arena_bytes: Optional[int] = None  # the arena the header declares (measured minimum plus a margin)
+    arena_min_bytes: Optional[int] = None  # the smallest arena the tflite-micro package ran it in
+
+    @classmethod
+    def read(cls, r: Optional[_Reader]) -> Optional[TflmArray]:
+        if r is None:
+            return None
+        source, header = FileRef.read(r.child("source")), FileRef.read(r.child("header"))
+        assert source is not None and header is not None
+        return cls(
+            source,
+            header,
+            r.text("model_sha256"),
+            r.optional_int("arena_bytes"),
+            r.optional_int("arena_min_bytes"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "source": self.source.to_json(),
+            "header": self.header.to_json(),
+            "model_sha256": self.model_sha256,
+            "arena_bytes": self.arena_bytes,
+            "arena_min_bytes": self.arena_min_bytes,
+        }
+        return _drop_none(data)
+
+
+@dataclass(frozen=True)
+class CSource:
+    """Only for the ``c`` format: the generated C99 and what it equals."""
+
+    header: FileRef
+    model: FileRef  # the int8 .tflite it was generated from
+    rounding: str  # "litert" or "tflite-micro"
+    reference: str  # the runtime it equals bit for bit, in words
+    flash_bytes: int  # constant data: weights, biases, requantization parameters, softmax table
+    ram_bytes: int  # the scratch (static by default, on the stack with ..._SCRATCH_ON_STACK)
+    tflm: Optional[TflmArray] = None
+
+    @classmethod
+    def read(cls, r: Optional[_Reader]) -> Optional[CSource]:
+        if r is None:
+            return None
+        header, model = FileRef.read(r.child("header")), FileRef.read(r.child("model"))
+        assert header is not None and model is not None
+        return cls(
+            header,
+            model,
+            r.text("rounding"),
+            r.text("reference", ""),
+            r.integer("flash_bytes", 0),
+            r.integer("ram_bytes", 0),
+            TflmArray.read(r.child("tflm", required=False)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "header": self.header.to_json(),
+            "model": self.model.to_json(),
+            "rounding": self.rounding,
+            "reference": self.reference,
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "tflm": self.tflm.to_json() if self.tflm else None,
+        }
+        return _drop_none(data)
+
+    def companion_files(self) -> list[FileRef]:
+        """The files beside the .c that belong to it: its header, and the TFLite Micro array."""
+        return [self.header] + ([self.tflm.source, self.tflm.header] if self.tflm else [])
+
+
 def _tensor(r: _Reader) -> TensorInfo:
     shape = r._get("shape", (list,), True)
     if not all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
@@ -168,6 +248,7 @@ class ArtifactEntry:
     quantizer: Optional[Tool] = None
     opset: Optional[int] = None
     onnx_version: Optional[str] = None
+    c: Optional[CSource] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -188,6 +269,7 @@ class ArtifactEntry:
             quantizer=Tool.read(r.child("quantizer", required=False)),
             opset=r.optional_int("opset"),
             onnx_version=r.optional_str("onnx_version"),
+            c=CSource.read(r.child("c", required=False)),
         )
         return replace(entry, extra=r.extra())
 
@@ -205,8 +287,13 @@ class ArtifactEntry:
             "quantizer": self.quantizer.to_json() if self.quantizer else None,
             "opset": self.opset,
             "onnx_version": self.onnx_version,
+            "c": self.c.to_json() if self.c else None,
         }
         return {**_drop_none(data), **self.extra}
+
+    def companion_files(self) -> list[FileRef]:
+        """Files that belong to this artifact besides ``file`` (a C source's header, ...)."""
+        return self.c.companion_files() if self.c else []
 
 
 @dataclass(frozen=True)
@@ -517,6 +604,24 @@ class Manifest:
         check_file_hash(path, entry.sha256)
         return path
 
+    def check_companions(self, entry: ArtifactEntry) -> list[Path]:
+        """The artifact's companion files (a C header, ...), each checked like the artifact."""
+        paths = []
+        for ref in entry.companion_files():
+            if Path(ref.file).name != ref.file or ref.file in ("", ".", ".."):
+                raise ArtifactError(
+                    f"{self.name}: {entry.file} names {ref.file!r}, not a plain file name", _REEXPORT
+                )
+            path = self.directory / ref.file
+            if not path.is_file():
+                raise ArtifactError(
+                    f"{path} belongs to {entry.file} but is missing",
+                    "Copy the whole export directory, or re-run `digitkit export`",
+                )
+            check_file_hash(path, ref.sha256)
+            paths.append(path)
+        return paths
+
     def with_artifacts(
         self, entries: Sequence[ArtifactEntry], bundle: Optional[BundleInfo] = None
     ) -> Manifest:
@@ -573,6 +678,8 @@ def documented_types() -> dict[str, type]:
         "calibration": Calibration,
         "artifacts[]": ArtifactEntry,
         "artifacts[].inputs[]": TensorInfo,
+        "artifacts[].c": CSource,
+        "artifacts[].c.tflm": TflmArray,
         "bundle": BundleInfo,
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -183,6 +184,14 @@ def plan(
     pairs: list[tuple[ArtifactEntry, str]] = []
     for entry in entries:
         names = backends_to_run(entry.format, requested)
+        if entry.format == "c" and "c" in names:
+            from digitkit.runtime.backends.c import unavailable_reason
+
+            manifest.check_companions(entry)
+            reason = unavailable_reason()
+            if reason is not None:  # a device without a C compiler: the C is for microcontrollers anyway
+                warnings.warn(f"{entry.file} skipped: {reason}", stacklevel=2)
+                continue
         if not names and not requested:
             extras = " or ".join(f"'digitkit[{s.extra}]'" for s in native_backends_for(entry.format))
             raise BackendUnavailableError(

@@ -39,6 +39,18 @@ def _open_numpy_micro(model: bytes, threads: Optional[int]) -> Session:
     return open_numpy_micro(model, threads)
 
 
+def _open_c(model: bytes, threads: Optional[int]) -> Session:
+    from .c import open_c  # the C compiler runs only when a C artifact is opened
+
+    return open_c(model, threads)
+
+
+def _open_tflm(model: bytes, threads: Optional[int]) -> Session:
+    from .tflm import open_tflm
+
+    return open_tflm(model, threads)
+
+
 register_backend(
     BackendSpec("litert", ("tflite",), "ai_edge_litert", "litert", open_litert, "LiteRT (ai-edge-litert)")
 )
@@ -71,6 +83,27 @@ register_backend(
         "numpy alone, rounding as TFLite Micro (fixed-point multiplier and shift)",
         default=False,
         portable=True,
+    )
+)
+register_backend(
+    BackendSpec(
+        "c",
+        ("c",),
+        "ctypes",
+        "",
+        _open_c,
+        "digitkit's C export, compiled with the system C compiler (ctypes)",
+    )
+)
+register_backend(
+    BackendSpec(
+        "tflm",
+        ("tflite",),
+        "tflite_micro",
+        "tflm",
+        _open_tflm,
+        "TensorFlow Lite Micro (tflite-micro, x86_64), batch 1; full-integer models",
+        default=False,
     )
 )
 

@@ -1,4 +1,4 @@
-"""`digitkit export`: TFLite and ONNX artifacts, float and int8, with their manifest.
+"""`digitkit export`: TFLite and ONNX artifacts, float and int8, C99 for microcontrollers, with their manifest.
 
 The mode flags and their help come from the format table (digitkit.export.formats)."""
 
@@ -24,6 +24,13 @@ def export(
     int8: Annotated[bool, typer.Option(MODES["int8"].flag, help=flag_help("--int8"))] = False,
     float16: Annotated[bool, typer.Option(MODES["fp16"].flag, help=flag_help("--float16"))] = False,
     dynamic: Annotated[bool, typer.Option(MODES["dynamic"].flag, help=flag_help("--dynamic"))] = False,
+    c: Annotated[bool, typer.Option(MODES["int8-c"].flag, help=flag_help("--c"))] = False,
+    c_rounding: Annotated[
+        str,
+        typer.Option(
+            help="The C's rounding: litert (equals LiteRT's default x86 path) or tflite-micro (equals TFLite Micro)."
+        ),
+    ] = "litert",
     formats: Annotated[
         Optional[List[str]],
         typer.Option("--format", help=f"Restrict to a format: {' or '.join(FORMATS)} (repeatable)."),
@@ -45,18 +52,29 @@ def export(
     from digitkit.toolkit.data import data_checksums, load_mnist
     from digitkit.toolkit.training import read_record
 
-    flags = {"--float16": float16, "--dynamic": dynamic, "--int8": int8}
+    flags = {"--float16": float16, "--dynamic": dynamic, "--int8": int8, "--c": c}
     modes = [mode for flag, on in flags.items() if on for mode in modes_of_flag(flag)]
     targets = select_targets([f.lower() for f in formats] if formats else None, modes)
     if not 13 <= opset <= 18:
         raise InputError(
             f"--opset {opset} is outside 13 to 18", "tf2onnx 1.17 writes opsets 13 to 18; use 17"
         )
+    if c_rounding not in ("litert", "tflite-micro"):
+        raise InputError(f"--c-rounding {c_rounding!r} is unknown", "Use litert or tflite-micro")
     require_model_file(model)
     (x_train, _), (x_test, y_test) = load_mnist(data_dir)
     calibration = CalibrationSet.from_training_set(x_train, size=calibration_size, seed=calibration_seed)
     request = ExportRequest(
-        model, out, targets, calibration, x_test, y_test, data_checksums(), read_record(model), opset
+        model,
+        out,
+        targets,
+        calibration,
+        x_test,
+        y_test,
+        data_checksums(),
+        read_record(model),
+        opset,
+        c_rounding,
     )
     result = run_export(request)
 
@@ -70,9 +88,9 @@ def export(
                 a.target.mode,
                 a.path.name,
                 human_size(a.size_bytes),
-                f"{ratio:.2f}x",
-                f"{a.accuracy:.4f}",
-                f"{a.accuracy - result.source_accuracy:+.4f}",
+                f"{ratio:.2f}x" if ratio == ratio else "n/a",
+                f"{a.accuracy:.4f}" if a.accuracy == a.accuracy else "n/a",
+                f"{a.accuracy - result.source_accuracy:+.4f}" if a.accuracy == a.accuracy else "n/a",
                 a.backend,
                 f"{a.seconds:.1f}",
             ]

@@ -1,0 +1,802 @@
+"""`digitkit export --c`: the int8 TFLite network as dependency-free C99, bit-exact with a named runtime.
+
+``generate(tflite_bytes, name, rounding)`` returns the header and the source text. The source is an
+amalgamation (as SQLite's sqlite3.c): it carries its header's text verbatim, so it compiles alone and
+the runtime's `c` backend proves the very file a device builds. Two roundings:
+
+- ``litert`` (default): equals LiteRT's default x86 path (XNNPACK) bit for bit, with integers only.
+  XNNPACK requantizes with a float32 product ``(float)acc * scale[c]`` and rounds half to even; a
+  float32 product is the exact product rounded to 24 significant bits (ties to even), so the C takes
+  ``rne(round24(round24(|acc|) * M[c]) / 2^N[c])`` where ``scale[c] = M[c] * 2^-N[c]`` exactly. The
+  softmax (TFLite's float lookup table, float32 sum, ``1 / (sum * scale)``, round half away) is done
+  on float32 values held as integer (mantissa, exponent) pairs with the same roundings, from an
+  embedded table of the float32 values (newlib's expf differs from glibc's: never computed on device).
+- ``tflite-micro``: equals TensorFlow Lite Micro (gemmlowp fixed-point multiplier and shift, double
+  rounding; fixed-point softmax on an embedded Q0.31 exp table).
+
+Layers run on u = q - zero_point (a black pixel or a ReLU zero adds nothing and is skipped), weights
+stored input-major, int32 accumulators: integer sums, exact in any order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from digitkit.runtime.backends import numpy_kernels as nk
+from digitkit.runtime.backends import numpy_micro as nm
+from digitkit.runtime.backends.base import TensorInfo
+from digitkit.runtime.backends.numpy_flatbuffer import Tensor, parse
+from digitkit.runtime.errors import ArtifactError, InputError
+from digitkit.runtime.hashing import sha256_file
+from digitkit.runtime.manifest import CSource, FileRef, TflmArray, Tool
+from digitkit.runtime.version import __version__
+
+from .context import ExportContext
+from .manifest import ConverterInfo
+
+FULLY_CONNECTED, SOFTMAX = 9, 25
+ROUNDINGS = {
+    "litert": "LiteRT's default x86 path (XNNPACK): float32 requantization, half to even; float table softmax",
+    "tflite-micro": "TensorFlow Lite Micro: fixed-point multiplier and shift (double rounding); fixed-point softmax",
+}
+PIXELS, CLASSES = 784, 10
+_FIX = "Export the MLP recipe with `digitkit export --int8 --c`; other models need the TFLite or ONNX files"
+ARENA_MARGIN = 1024  # bytes added to the measured minimum TFLite Micro arena (it segfaults just below it)
+
+
+def unsupported(problem: str) -> InputError:
+    return InputError(problem, _FIX)
+
+
+@dataclass(frozen=True)
+class Dense:
+    w: np.ndarray  # int8 (units, depth)
+    bias: np.ndarray  # int64 (units,)
+    in_offset: int  # stored byte b = q + 128; u = b - in_offset (in_offset = zp_in + 128)
+    out_zero_point: int
+    qmin: int  # clamp of y = q - zp_out
+    qmax: int
+    mantissa: np.ndarray  # litert: scale = M * 2^-N; micro: fixed-point multiplier q31
+    shift: np.ndarray  # litert: N (>= 1); micro: gemmlowp shift (left if positive)
+    accumulator_bound: int
+
+
+@dataclass(frozen=True)
+class Network:
+    layers: tuple[Dense, ...]
+    softmax_table: np.ndarray  # litert: float32 bit patterns of expf(-in_scale*beta*d); micro: Q0.31 exp
+    inverse_scale_log2: int  # softmax output scale = 2^-k
+    out_zero_point: int
+    rounding: str
+
+    @property
+    def flash_bytes(self) -> int:
+        total = self.softmax_table.size * 4
+        for layer in self.layers:
+            total += layer.w.size + layer.bias.size * 4 + layer.mantissa.size * 4 + layer.shift.size
+        return total
+
+    @property
+    def scratch_bytes(self) -> int:
+        widest = max(layer.w.shape[0] for layer in self.layers)
+        return widest * 4 + widest
+
+
+def _single(t: Tensor, what: str) -> tuple[float, int]:
+    if t.quant.scale.size != 1:
+        raise unsupported(f"The {what} tensor {t.name!r} is not quantized per tensor")
+    return float(t.quant.scale[0]), int(t.quant.zero_point[0])
+
+
+def read_network(model: bytes, rounding: str = "litert") -> Network:
+    """The int8 MLP of a TFLite file, checked op by op; anything else is a one-line InputError."""
+    if rounding not in ROUNDINGS:
+        raise InputError(f"Unknown C rounding {rounding!r}", f"Use one of: {', '.join(ROUNDINGS)}")
+    graph = parse(model)
+    x = graph.tensors[graph.input]
+    if x.dtype != np.int8 or tuple(x.shape[1:]) != (PIXELS,):
+        raise unsupported(
+            f"The model takes {x.dtype.name} {list(x.shape)}, not the int8 [1, 784] of the int8 MLP"
+        )
+    in_scale, in_zp = _single(x, "input")
+    if np.float32(in_scale) != np.float32(1 / 255) or in_zp != -128:
+        raise unsupported(
+            f"The model's input has scale {in_scale} and zero point {in_zp}, not 1/255 and -128"
+        )
+    layers: list[Dense] = []
+    softmax = None
+    current = graph.input
+    for op in graph.operators:
+        if softmax is not None:
+            raise unsupported(
+                f"The model has {op.name} after its SOFTMAX, which the C generator does not support"
+            )
+        if op.code not in (FULLY_CONNECTED, SOFTMAX):
+            raise unsupported(f"The model uses {op.name}, which the C generator does not support")
+        if op.inputs[0] != current or len(op.outputs) != 1:
+            raise unsupported(
+                f"Operator {op.index} ({op.name}) is not part of one chain from input to output"
+            )
+        src, dst = graph.tensors[current], graph.tensors[op.outputs[0]]
+        if src.dtype != np.int8 or dst.dtype != np.int8:
+            raise unsupported(
+                f"The model's {op.name} maps {src.dtype.name} to {dst.dtype.name}, not int8 to int8"
+            )
+        if op.code == FULLY_CONNECTED:
+            layers.append(_dense(graph.tensors, op, src, dst, rounding))
+        else:
+            softmax = (src, dst, float(op.options.scalar(0, "f", 1.0)) if op.options is not None else 1.0)
+        current = dst.index
+    if current != graph.output or not layers or softmax is None:
+        raise unsupported("The model is not a chain of FULLY_CONNECTED layers ending in SOFTMAX")
+    if layers[-1].w.shape[0] != CLASSES:
+        raise unsupported(f"The model gives {layers[-1].w.shape[0]} classes, not 10")
+    src, dst, beta = softmax
+    s_in, _ = _single(src, "softmax input")
+    s_out, zp_out = _single(dst, "softmax output")
+    mantissa, exponent = math.frexp(s_out)
+    if mantissa != 0.5 or zp_out != -128:
+        raise unsupported(f"The SOFTMAX output has scale {s_out} and zero point {zp_out}, not 2^-k and -128")
+    if rounding == "litert":
+        table = nk.exp_table(s_in, beta)[::-1].copy()  # by difference d = max - x: expf(-s_in * beta * d)
+        bits = table.view(np.uint32)
+        if np.any(((bits >> 23) == 0) & (bits != 0)):
+            raise unsupported(
+                "The SOFTMAX exp table holds subnormal floats, which the C generator does not run"
+            )
+        stored = bits.astype(np.int64)
+    else:
+        stored = np.asarray(nm.SoftmaxMicro(s_in, beta, s_out, zp_out).exp, np.int64)
+    return Network(tuple(layers), stored, 1 - exponent, zp_out, rounding)
+
+
+def _dense(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) -> Dense:
+    if op.options is None:
+        activation, weights_format = 0, 0
+    else:
+        activation, weights_format = int(op.options.scalar(0, "b")), int(op.options.scalar(1, "b"))
+    if len(op.inputs) < 2 or tensors[op.inputs[1]].data is None or weights_format != 0:
+        raise unsupported("A FULLY_CONNECTED has weights computed at run time or shuffled")
+    wt = tensors[op.inputs[1]]
+    w = np.asarray(wt.data)
+    if w.dtype != np.int8 or w.ndim != 2 or not wt.quantized or np.any(wt.quant.zero_point != 0):
+        raise unsupported("A FULLY_CONNECTED has weights other than symmetric int8")
+    units, depth = w.shape
+    if src.shape[-1] != depth or dst.shape[-1] != units:
+        raise unsupported(
+            f"A FULLY_CONNECTED maps {list(src.shape)} to {list(dst.shape)} with weights {list(w.shape)}"
+        )
+    bias = np.zeros(units, np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = tensors[op.inputs[2]]
+        if b.data is None or b.dtype != np.int32 or b.shape != (units,):
+            raise unsupported("A FULLY_CONNECTED has a bias other than constant int32")
+        bias = np.asarray(b.data).astype(np.int64)
+    in_scale, zp_in = _single(src, "fully connected input")
+    out_scale, zp_out = _single(dst, "fully connected output")
+    low, high = nk.quantized_range(activation, out_scale, zp_out, np.dtype(np.int8))
+    w_scale = np.broadcast_to(np.asarray(wt.quant.scale, np.float32), (units,))
+    u_max = max(abs(-128 - zp_in), abs(127 - zp_in))
+    bound = int((np.abs(w.astype(np.int64)).sum(axis=1) * u_max + np.abs(bias)).max())
+    if bound >= 1 << 31:
+        raise unsupported("A FULLY_CONNECTED accumulator may overflow int32")
+    if rounding == "litert":
+        scale = (np.float32(in_scale) * w_scale) / np.float32(out_scale)  # float32, in XNNPACK's order
+        if not np.all((scale < 256.0) & (scale > 0)):
+            raise unsupported("A FULLY_CONNECTED requantization scale is outside (0, 256)")
+        m, e = np.frexp(scale.astype(np.float64))  # scale = m * 2^e, m in [0.5, 1): exact
+        mantissa = np.round(m * (1 << 24)).astype(np.int64)  # 24-bit integer, exact
+        shift = (24 - e).astype(np.int64)
+        if not np.all(np.ldexp(mantissa.astype(np.float64), -shift) == scale.astype(np.float64)):
+            raise unsupported("A FULLY_CONNECTED scale is not a normal float32")
+    else:
+        pairs = [nm.quantize_multiplier(float(in_scale) * float(s) / float(out_scale)) for s in w_scale]
+        mantissa = np.array([p[0] for p in pairs], np.int64)
+        shift = np.array([p[1] for p in pairs], np.int64)
+    return Dense(w, bias, zp_in + 128, zp_out, low - zp_out, high - zp_out, mantissa, shift, bound)
+
+
+# --- C text ------------------------------------------------------------------------------------------
+
+
+def c_identifier(stem: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", stem).lower()
+    return name if re.match(r"[a-z_]", name) else f"m_{name}"
+
+
+def _array(values: np.ndarray, per_line: int = 32) -> str:
+    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    lines = [",".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
+    return ",\n".join("    " + line for line in lines)
+
+
+def header_text(name: str, net: Network, source_desc: str) -> str:
+    up = name.upper()
+    scratch = net.scratch_bytes
+    reference = ROUNDINGS[net.rounding]
+    return f"""\
+/* {name}.h: the digitkit digit classifier as dependency-free C99. Generated by digitkit {__version__}
+ * from {source_desc}; do not edit (re-run `digitkit export --int8 --c`).
+ *
+ * Exactness: bit-identical to {reference}
+ * ({up}_ROUNDING "{net.rounding}"). Integer arithmetic only: no FPU, no libm, no malloc.
+ * Build without -ffast-math.
+ *
+ * Use: compile {name}.c with your sources (it carries this header's text, so it builds alone) and
+ *   int8_t probabilities[{up}_CLASSES];
+ *   int digit = {name}_predict(pixels, probabilities);
+ * pixels: 784 uint8 values, 28x28 row-major, white digit (255) on black (0), as MNIST.
+ * probabilities: int8, probability = (q - {up}_PROB_ZERO_POINT) * {up}_PROB_SCALE;
+ * {name}_dequantize gives them as float (the only function that uses float).
+ *
+ * Memory: constants {net.flash_bytes} bytes (flash, const); scratch {scratch} bytes.
+ * Reentrancy: by default the scratch is one static buffer, so {name}_predict is NOT reentrant
+ * (one call at a time: not from two threads, or from an interrupt that may preempt a call).
+ * Define {up}_SCRATCH_ON_STACK when compiling {name}.c to put the scratch on the stack instead:
+ * then it is reentrant and thread-safe, and needs {scratch} bytes more stack.
+ */
+#ifndef {up}_H
+#define {up}_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+#define {up}_PIXELS {PIXELS}
+#define {up}_CLASSES {CLASSES}
+#define {up}_PROB_ZERO_POINT ({net.out_zero_point})
+#define {up}_PROB_SCALE (1.0f / {1 << net.inverse_scale_log2})
+#define {up}_ROUNDING "{net.rounding}"
+#define {up}_FLASH_BYTES {net.flash_bytes}
+#define {up}_SCRATCH_BYTES {scratch}
+
+/* The digit (0-9) for 784 pixels; its 10 int8 probabilities in probabilities (may be NULL). */
+int {name}_predict(const uint8_t pixels[{PIXELS}], int8_t probabilities[{CLASSES}]);
+
+/* The int8 probabilities as float: (q - zero point) * scale, exact. */
+void {name}_dequantize(const int8_t probabilities[{CLASSES}], float out[{CLASSES}]);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {up}_H */
+"""
+
+
+_COMMON = r"""
+/* Layer kernel: acc[c] = bias[c] + sum_k w[k][c] * (x[k] - x_offset), weights input-major. Zero
+ * inputs (black pixels, ReLU zeros) are skipped: integer sums are exact in any order. */
+static void dm_dense(const uint8_t *x, int32_t depth, int32_t x_offset, const int8_t *w,
+                     const int32_t *bias, int32_t units, int32_t *acc)
+{
+    int32_t k, c;
+    for (c = 0; c < units; c++) {
+        acc[c] = bias[c];
+    }
+    for (k = 0; k < depth; k++) {
+        const int32_t v = (int32_t)x[k] - x_offset;
+        const int8_t *row = w + k * units;
+        if (v == 0) {
+            continue;
+        }
+        for (c = 0; c < units; c++) {
+            acc[c] += (int32_t)row[c] * v;
+        }
+    }
+}
+"""
+
+_LITERT = r"""
+static int dm_bit_length(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 64 - __builtin_clzll((unsigned long long)v) : 0;
+#else
+    int n = 0;
+    while (v) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* v / 2^n rounded to the nearest integer, ties to even; sticky: a nonzero part below v's last bit. */
+static uint64_t dm_shift_rne(uint64_t v, int n, int sticky)
+{
+    uint64_t q, r, half;
+    if (n <= 0) {
+        return v;
+    }
+    if (n >= 64) {
+        return 0;
+    }
+    q = v >> n;
+    r = v & ((UINT64_C(1) << n) - 1u);
+    half = UINT64_C(1) << (n - 1);
+    if (r > half || (r == half && (sticky || (q & 1u)))) {
+        q++;
+    }
+    return q;
+}
+
+/* v rounded to 24 significant bits, ties to even: what storing it in a float32 does. */
+static uint64_t dm_round24(uint64_t v)
+{
+    const int s = dm_bit_length(v) - 24;
+    return s > 0 ? dm_shift_rne(v, s, 0) << s : v;
+}
+
+/* XNNPACK's fp32 requantization in integers: y = rne((float)acc * scale), clamped to [lo, hi], with
+ * scale = m * 2^-n exactly (m < 2^24, n >= 1). */
+static int32_t dm_requantize(int32_t acc, int32_t m, int n, int32_t lo, int32_t hi)
+{
+    const uint64_t magnitude = acc < 0 ? (uint64_t)(-(int64_t)acc) : (uint64_t)acc;
+    const uint64_t y = dm_shift_rne(dm_round24(dm_round24(magnitude) * (uint64_t)m), n, 0);
+    int64_t v = (int64_t)(y > UINT64_C(0x7fffffff) ? UINT64_C(0x7fffffff) : y);
+    if (acc < 0) {
+        v = -v;
+    }
+    return v < lo ? lo : (v > hi ? hi : (int32_t)v);
+}
+
+/* float32 values as integer pairs: value = m * 2^e, m < 2^24 (0 for zero). */
+typedef struct {
+    uint64_t m;
+    int e;
+} dm_f32;
+
+static dm_f32 dm_unpack(uint32_t bits)
+{
+    dm_f32 f;
+    const int biased = (int)((bits >> 23) & 0xffu);
+    f.m = biased ? (uint64_t)((bits & 0x7fffffu) | 0x800000u) : 0u; /* no subnormals in the table */
+    f.e = biased - 150;
+    return f;
+}
+
+/* m * 2^e with m exact (up to 2^62), rounded to a float32: 24 significant bits, ties to even. */
+static dm_f32 dm_normalize(uint64_t m, int e, int sticky)
+{
+    dm_f32 f;
+    const int s = dm_bit_length(m) - 24;
+    if (s > 0) {
+        m = dm_shift_rne(m, s, sticky);
+        e += s;
+        if (m >> 24) { /* rounding carried into a 25th bit */
+            m >>= 1;
+            e++;
+        }
+    }
+    f.m = m;
+    f.e = e;
+    return f;
+}
+
+/* a + b in float32 (both >= 0). */
+static dm_f32 dm_add(dm_f32 a, dm_f32 b)
+{
+    uint64_t big, small;
+    int d, sticky = 0;
+    if (b.m == 0) {
+        return a;
+    }
+    if (a.m == 0) {
+        return b;
+    }
+    if (b.e > a.e) {
+        dm_f32 t = a;
+        a = b;
+        b = t;
+    }
+    d = a.e - b.e;
+    big = a.m << 32;
+    small = b.m << 32;
+    if (d >= 64) {
+        sticky = 1;
+        small = 0;
+    } else if (d > 0) {
+        sticky = (small & ((UINT64_C(1) << d) - 1u)) != 0;
+        small >>= d;
+    }
+    return dm_normalize(big + small, a.e - 32, sticky);
+}
+
+/* 2^k / a in float32 (a > 0). */
+static dm_f32 dm_reciprocal(dm_f32 a, int k)
+{
+    const uint64_t q = (UINT64_C(1) << 50) / a.m;
+    const int sticky = (q * a.m) != (UINT64_C(1) << 50);
+    return dm_normalize(q, k - 50 - a.e, sticky);
+}
+
+/* TFLite's int8 softmax (optimized_ops.h, float table): p = table[d] * (1 / (sum * scale)) in float32,
+ * q = round half away (p) + zero point. */
+static void dm_softmax(const uint8_t *x, int8_t *out)
+{
+    int32_t i, top = 0;
+    dm_f32 sum, inv;
+    sum.m = 0;
+    sum.e = 0;
+    for (i = 0; i < DM_CLASSES; i++) {
+        top = x[i] > top ? x[i] : top;
+    }
+    for (i = 0; i < DM_CLASSES; i++) {
+        sum = dm_add(sum, dm_unpack(DM_SOFTMAX_TABLE[top - x[i]]));
+    }
+    inv = dm_reciprocal(sum, DM_SOFTMAX_INV_LOG2);
+    for (i = 0; i < DM_CLASSES; i++) {
+        const dm_f32 e = dm_unpack(DM_SOFTMAX_TABLE[top - x[i]]);
+        const dm_f32 p = dm_normalize(e.m * inv.m, e.e + inv.e, 0);
+        uint64_t q;
+        if (p.m == 0) {
+            q = 0;
+        } else if (p.e >= 0) {
+            q = p.e > 16 ? UINT64_C(0xffff) : p.m << p.e;
+        } else if (-p.e > 40) {
+            q = 0;
+        } else {
+            q = (p.m + (UINT64_C(1) << (-p.e - 1))) >> -p.e; /* floor(p + 0.5): half away from zero */
+        }
+        if (q > (uint64_t)(127 - DM_OUT_ZERO_POINT)) {
+            q = (uint64_t)(127 - DM_OUT_ZERO_POINT);
+        }
+        out[i] = (int8_t)((int32_t)q + DM_OUT_ZERO_POINT);
+    }
+}
+"""
+
+_MICRO = r"""
+#define DM_INT32_MIN (-2147483647 - 1)
+#define DM_INT32_MAX 2147483647
+
+static int32_t dm_wrap(int64_t v)
+{
+    const uint32_t u = (uint32_t)((uint64_t)v & 0xffffffffu);
+    return u & 0x80000000u ? (int32_t)(u - 0x80000000u) + DM_INT32_MIN : (int32_t)u;
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul */
+static int32_t dm_srdhm(int32_t a, int32_t b)
+{
+    const int64_t ab = (int64_t)a * b;
+    const int64_t t = ab + (ab >= 0 ? (INT64_C(1) << 30) : 1 - (INT64_C(1) << 30));
+    if (a == DM_INT32_MIN && b == DM_INT32_MIN) {
+        return DM_INT32_MAX;
+    }
+    return (int32_t)(t >= 0 ? t / (INT64_C(1) << 31) : -((-t) / (INT64_C(1) << 31)));
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^e, to nearest, ties away from zero */
+static int32_t dm_rdbpot(int32_t x, int e)
+{
+    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
+    const int32_t remainder = (int32_t)((uint32_t)x & (uint32_t)mask);
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    const int32_t down = x >= 0 ? (x >> e) : ~((~x) >> e);
+    return down + (remainder > threshold ? 1 : 0);
+}
+
+static int32_t dm_shift_left_saturating(int32_t x, int e)
+{
+    const int32_t threshold = (int32_t)((UINT32_C(1) << (31 - e)) - 1u);
+    if (x > threshold) {
+        return DM_INT32_MAX;
+    }
+    if (x < -threshold) {
+        return DM_INT32_MIN;
+    }
+    return dm_wrap((int64_t)x * ((int64_t)1 << e));
+}
+
+/* TFLite Micro: MultiplyByQuantizedMultiplier (double rounding), clamped to [lo, hi]. */
+static int32_t dm_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi)
+{
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t v = dm_rdbpot(dm_srdhm(dm_wrap((int64_t)acc * ((int64_t)1 << left)), m), right);
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* gemmlowp one_over_one_plus_x_for_x_in_0_1 (Q0.31) */
+static int32_t dm_one_over_one_plus_x(int32_t a)
+{
+    const int64_t s = (int64_t)a + DM_INT32_MAX;
+    const int32_t half = (int32_t)(s >= 0 ? (s + 1) / 2 : -((-s + 1) / 2));
+    int32_t x = dm_wrap((int64_t)1515870810 + dm_srdhm(half, -1010580540));
+    int i;
+    for (i = 0; i < 3; i++) {
+        const int32_t t = dm_wrap((int64_t)(1 << 29) - dm_srdhm(half, x));
+        x = dm_wrap((int64_t)x + dm_shift_left_saturating(dm_srdhm(x, t), 2));
+    }
+    return dm_shift_left_saturating(x, 1);
+}
+
+/* TFLite Micro's int8 softmax (reference/softmax.h) on an embedded Q0.31 exp table by difference. */
+static void dm_softmax(const uint8_t *x, int8_t *out)
+{
+    int32_t i, top = 0, total = 0, headroom = 0, scale;
+    for (i = 0; i < DM_CLASSES; i++) {
+        top = x[i] > top ? x[i] : top;
+    }
+    for (i = 0; i < DM_CLASSES; i++) {
+        total = dm_wrap((int64_t)total + dm_rdbpot(DM_SOFTMAX_TABLE[top - x[i]], 12));
+    }
+    while (headroom < 31 && !(((uint32_t)total << headroom) & 0x80000000u)) {
+        headroom++;
+    }
+    scale = dm_one_over_one_plus_x(dm_wrap((int64_t)(((uint32_t)total << headroom) & 0xffffffffu) - 2147483648LL));
+    for (i = 0; i < DM_CLASSES; i++) {
+        const int exponent = (12 - headroom) + 31 - DM_SOFTMAX_INV_LOG2;
+        int32_t v = dm_rdbpot(dm_srdhm(scale, DM_SOFTMAX_TABLE[top - x[i]]), exponent) + DM_OUT_ZERO_POINT;
+        v = v < -128 ? -128 : (v > 127 ? 127 : v);
+        out[i] = (int8_t)v;
+    }
+}
+"""
+
+
+def source_text(name: str, net: Network, header: str) -> str:
+    up = name.upper()
+    parts = [
+        f"/* {name}.c: generated by digitkit {__version__}; do not edit. See {name}.h (its text follows). */\n",
+        header,
+        f"\n#define DM_CLASSES {CLASSES}\n#define DM_OUT_ZERO_POINT ({net.out_zero_point})\n"
+        f"#define DM_SOFTMAX_INV_LOG2 {net.inverse_scale_log2}\n",
+    ]
+    widest = max(layer.w.shape[0] for layer in net.layers)
+    m_type = "int32_t"
+    for i, layer in enumerate(net.layers, 1):
+        units, depth = layer.w.shape
+        parts.append(
+            f"\n/* layer {i}: {depth} -> {units}; weights input-major (row k: the {units} weights of input k) */\n"
+            f"static const int8_t DM_W{i}[{depth * units}] = {{\n{_array(layer.w.T)}\n}};\n"
+            f"static const int32_t DM_B{i}[{units}] = {{\n{_array(layer.bias)}\n}};\n"
+            f"static const {m_type} DM_M{i}[{units}] = {{\n{_array(layer.mantissa, 16)}\n}};\n"
+            f"static const int8_t DM_N{i}[{units}] = {{\n{_array(layer.shift)}\n}};\n"
+        )
+    table_type = "uint32_t" if net.rounding == "litert" else "int32_t"
+    what = (
+        "float32 bit patterns of expf(-input_scale * beta * d)"
+        if net.rounding == "litert"
+        else "Q0.31 exp(-input_scale * beta * d), gemmlowp"
+    )
+    parts.append(
+        f"\n/* softmax: by difference d = max - x, {what} */\n"
+        f"static const {table_type} DM_SOFTMAX_TABLE[256] = {{\n{_array(net.softmax_table, 8)}\n}};\n"
+    )
+    parts.append(_COMMON)
+    parts.append(_LITERT if net.rounding == "litert" else _MICRO)
+    calls = []
+    for i, layer in enumerate(net.layers, 1):
+        units, depth = layer.w.shape
+        src = "pixels" if i == 1 else "s->act"
+        offset = 0 if i == 1 else layer.in_offset
+        calls.append(
+            f"    dm_dense({src}, {depth}, {offset}, DM_W{i}, DM_B{i}, {units}, s->acc);\n"
+            f"    for (c = 0; c < {units}; c++) {{\n"
+            f"        s->act[c] = (uint8_t)(dm_requantize(s->acc[c], DM_M{i}[c], DM_N{i}[c], {layer.qmin}, {layer.qmax})"
+            f" + {layer.out_zero_point + 128});\n"
+            f"    }}\n"
+        )
+    parts.append(
+        f"""
+typedef struct {{
+    int32_t acc[{widest}];
+    uint8_t act[{widest}]; /* int8 activations as q + 128 */
+}} dm_scratch;
+
+#ifndef {up}_SCRATCH_ON_STACK
+static dm_scratch dm_static_scratch;
+#endif
+
+int {name}_predict(const uint8_t pixels[{PIXELS}], int8_t probabilities[{CLASSES}])
+{{
+#ifdef {up}_SCRATCH_ON_STACK
+    dm_scratch scratch;
+    dm_scratch *const s = &scratch;
+#else
+    dm_scratch *const s = &dm_static_scratch;
+#endif
+    int8_t local[{CLASSES}];
+    int8_t *const p = probabilities ? probabilities : local;
+    int32_t c, best = 0;
+    /* the first layer's u = q - zero point = (pixel - 128) + 128 = pixel */
+{"".join(calls)}    dm_softmax(s->act, p);
+    for (c = 1; c < {CLASSES}; c++) {{
+        best = p[c] > p[best] ? c : best;
+    }}
+    return (int)best;
+}}
+
+void {name}_dequantize(const int8_t probabilities[{CLASSES}], float out[{CLASSES}])
+{{
+    int c;
+    for (c = 0; c < {CLASSES}; c++) {{
+        out[c] = (float)((int32_t)probabilities[c] - {up}_PROB_ZERO_POINT) * {up}_PROB_SCALE;
+    }}
+}}
+"""
+    )
+    return "".join(parts)
+
+
+def generate(
+    model: bytes, name: str, rounding: str = "litert", source_desc: str = ""
+) -> tuple[str, str, Network]:
+    """(header, source, network) for the int8 TFLite ``model``; ``name`` prefixes every symbol."""
+    net = read_network(model, rounding)
+    name = c_identifier(name)
+    desc = source_desc or f"a TFLite model (sha256 {hashlib.sha256(model).hexdigest()})"
+    header = header_text(name, net, desc)
+    return header, source_text(name, net, header), net
+
+
+# --- TFLite Micro: the model as a C array, and its arena ---------------------------------------------
+
+
+def tflite_array(name: str, model: bytes, arena: Optional[int], arena_min: Optional[int]) -> tuple[str, str]:
+    """(header, source) holding ``model`` as an aligned const array, for TFLite Micro users."""
+    up = name.upper()
+    if arena is None:
+        arena_line = (
+            f"/* {up}_ARENA_BYTES: not measured (install digitkit[tflm] on the exporting machine) */\n"
+        )
+    else:
+        arena_line = (
+            f"/* measured with the tflite-micro package: minimum {arena_min} bytes, plus {ARENA_MARGIN} margin */\n"
+            f"#define {up}_ARENA_BYTES {arena}\n"
+        )
+    header = f"""\
+/* {name}.h: the int8 .tflite (sha256 {hashlib.sha256(model).hexdigest()}) as a C array for TensorFlow
+ * Lite Micro. Generated by digitkit {__version__}; do not edit. Ops: FULLY_CONNECTED, SOFTMAX
+ * (tflite::MicroMutableOpResolver<2> with AddFullyConnected() and AddSoftmax()). */
+#ifndef {up}_H
+#define {up}_H
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+extern const unsigned char {name}[];
+extern const unsigned int {name}_len;
+{arena_line}
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {up}_H */
+"""
+    data = np.frombuffer(model, np.uint8)
+    body = ",\n".join(
+        "    " + ",".join(f"0x{b:02x}" for b in data[i : i + 24].tolist()) for i in range(0, data.size, 24)
+    )
+    source = f"""\
+/* {name}.c: generated by digitkit {__version__}; do not edit. */
+#include "{name}.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DM_ALIGNED __attribute__((aligned(16)))
+#else
+#define DM_ALIGNED /* align this array to 16 bytes with your compiler's attribute */
+#endif
+
+const unsigned char {name}[{len(model)}] DM_ALIGNED = {{
+{body}
+}};
+const unsigned int {name}_len = {len(model)}u;
+"""
+    return header, source
+
+
+_PROBE = """
+import sys
+import numpy as np
+from tflite_micro import runtime
+data = open(sys.argv[1], 'rb').read()
+interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
+interpreter.set_input(np.zeros((1, 784), np.int8), 0)
+interpreter.invoke()
+print('ok')
+"""
+
+
+def _arena_works(path: Path, size: int) -> bool:
+    """In a child process: TFLite Micro crashes (rather than failing) just below its minimum."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path), str(size)], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0 and done.stdout.strip().endswith("ok")
+
+
+def measure_arena(path: Path) -> Optional[int]:
+    """The smallest TFLite Micro arena that runs the model (bisection, to the byte); None without tflite-micro."""
+    import importlib.util
+
+    if importlib.util.find_spec("tflite_micro") is None:
+        return None
+    low, high = 1024, 1 << 16
+    if not _arena_works(path, high):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _arena_works(path, middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def input_info() -> TensorInfo:
+    return TensorInfo("pixels", (None, PIXELS), "uint8", float(np.float32(1 / 255)), 0)
+
+
+def output_info(net: Network) -> TensorInfo:
+    return TensorInfo(
+        "probabilities", (None, CLASSES), "int8", 2.0**-net.inverse_scale_log2, net.out_zero_point
+    )
+
+
+def check_model(path: Path) -> bytes:
+    if not path.is_file():
+        raise ArtifactError(f"No int8 TFLite model at {path}", "Export with --int8 alongside --c")
+    return path.read_bytes()
+
+
+def export_c(ctx: ExportContext, path: Path) -> ConverterInfo:
+    """The int8 TFLite model of this run as C99 (``path``, its header beside it) plus the TFLite Micro
+    array, each file written once into the staging directory."""
+    from .formats import TARGETS
+
+    source_target = next(t for t in TARGETS if (t.format, t.mode) == ("tflite", "int8"))
+    model_path = ctx.staged(source_target.filename)
+    model = check_model(model_path)
+    model_sha = hashlib.sha256(model).hexdigest()
+    name = c_identifier(path.stem)
+    header, source, net = generate(model, name, ctx.c_rounding, f"{model_path.name} (sha256 {model_sha})")
+    header_path = path.with_suffix(".h")
+    header_path.write_text(header, encoding="utf-8")
+    path.write_text(source, encoding="utf-8")
+
+    array_name = f"{name}_tflite"
+    arena_min = measure_arena(model_path)
+    arena = None if arena_min is None else -(-(arena_min + ARENA_MARGIN) // 16) * 16
+    array_header, array_source = tflite_array(array_name, model, arena, arena_min)
+    array_h, array_c = path.with_name(f"{array_name}.h"), path.with_name(f"{array_name}.c")
+    array_h.write_text(array_header, encoding="utf-8")
+    array_c.write_text(array_source, encoding="utf-8")
+
+    tflm = TflmArray(_ref(array_c), _ref(array_h), model_sha, arena, arena_min)
+    section = CSource(
+        _ref(header_path),
+        FileRef(model_path.name, model_sha),
+        net.rounding,
+        ROUNDINGS[net.rounding],
+        net.flash_bytes,
+        net.scratch_bytes,
+        tflm,
+    )
+    return ConverterInfo(
+        Tool("digitkit.export.c_source", __version__),
+        c=section,
+        inputs=(input_info(),),
+        outputs=(output_info(net),),
+    )
+
+
+def _ref(path: Path) -> FileRef:
+    return FileRef(path.name, sha256_file(path))
