@@ -102,6 +102,9 @@ def read_network(model: bytes, rounding: str = "litert") -> Network:
     if rounding not in ROUNDINGS:
         raise InputError(f"Unknown C rounding {rounding!r}", f"Use one of: {', '.join(ROUNDINGS)}")
     graph = parse(model)
+    for op in graph.operators:  # the op first: the most useful thing to name
+        if op.code not in (FULLY_CONNECTED, SOFTMAX):
+            raise unsupported(f"The model uses {op.name}, which the C generator does not support")
     x = graph.tensors[graph.input]
     if x.dtype != np.int8 or tuple(x.shape[1:]) != (PIXELS,):
         raise unsupported(

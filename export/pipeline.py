@@ -124,7 +124,8 @@ def run_export(request: ExportRequest) -> ExportResult:
             Path(request.model_path), predictions, probabilities_path, probabilities.shape, request.training
         )
 
-        entries, exported, companions = [], [], []
+        entries, exported = [], []
+        companions: list[Path] = []
         for target in request.targets:
             path = ctx.staged(target.filename)
             started = time.perf_counter()

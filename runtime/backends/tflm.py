@@ -53,8 +53,8 @@ class TflmSession(Session):
 
     def _open_slot(self, batch: int) -> Slot:
         interpreter = self._interpreter()
-        x = np.zeros((batch, *self.inputs[0].shape[1:]), self.inputs[0].dtype)
-        y = np.zeros((batch, *self.outputs[0].shape[1:]), self.outputs[0].dtype)
+        x = np.zeros((batch, *(int(d or 1) for d in self.inputs[0].shape[1:])), self.inputs[0].dtype)
+        y = np.zeros((batch, *(int(d or 1) for d in self.outputs[0].shape[1:])), self.outputs[0].dtype)
 
         def invoke() -> None:
             for i in range(batch):
