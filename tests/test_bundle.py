@@ -203,3 +203,19 @@ def test_an_archive_with_a_link_or_an_escaping_member_is_refused(tmp_path):
             runner.invoke(app, ["verify", "--bundle", str(archive)]), "is not a digitkit bundle archive"
         )
     assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_a_bundle_of_the_c_export_carries_its_header_and_verifies(export_dir, tmp_path):
+    out = tmp_path / "mcu"
+    made = runner.invoke(
+        app, ["bundle", str(export_dir), "--out", str(out), "--mode", "int8-c", "--no-wheel"]
+    )
+    assert made.exit_code == 0, made.output
+    entry = read_manifest(out).artifacts[0]
+    assert entry.format == "c" and {ref.file for ref in entry.companion_files()} <= {
+        p.name for p in out.iterdir()
+    }
+    result = runner.invoke(app, ["verify", "--bundle", str(out), "--json", str(tmp_path / "v.json")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "v.json").read_text())["results"]
+    assert [(r["file"], r["backend"], r["passed"]) for r in rows] == [("digit_mlp_int8.c", "c", True)]

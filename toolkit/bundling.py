@@ -94,7 +94,11 @@ def build_bundle(
         root = staging / out.name
         (root / PARITY_DIR).mkdir(parents=True)
         for entry in entries:
-            shutil.copy2(manifest.path_of(entry), root / entry.file)
+            for path in (
+                manifest.path_of(entry),
+                *manifest.check_companions(entry),
+            ):  # a C source's header too
+                shutil.copy2(path, root / path.name)
         probabilities = manifest.source_model.test_probabilities
         if probabilities and (manifest.directory / probabilities.file).is_file():
             shutil.copy2(manifest.directory / probabilities.file, root / probabilities.file)
@@ -186,6 +190,7 @@ def _checked_bundle(location: Path) -> tuple[Manifest, Path]:
         )
     for entry in manifest.artifacts:
         manifest.check_artifact(entry)
+        manifest.check_companions(entry)
     data_dir = location / bundle.directory
     for name, expected in bundle.parity_set.items():
         path = data_dir / name
