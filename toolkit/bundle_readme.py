@@ -1,4 +1,5 @@
 """The README inside a bundle: what it holds, and each platform's install line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,8 @@ def readme_text(entries: Sequence[ArtifactEntry], wheel: Optional[Path]) -> str:
     python3 -m venv ~/digitkit-env
     ~/digitkit-env/bin/pip install "{package}[litert,cli]"
 
-or with ONNX Runtime: `"{package}[onnxruntime,cli]"`. Add `images` to the extras for `digitkit predict` on image files.
+or with ONNX Runtime: `"{package}[onnxruntime,cli]"`, or both: `"{package}[litert,onnxruntime,cli]"`. Add `images` to the
+extras for `digitkit predict` on image files.
 
 32-bit Raspberry Pi OS trixie (armv7l; the only OS for a Pi Zero): no LiteRT, ONNX Runtime or numpy wheels exist
 for Python 3.13 there; use Debian's numpy, and digitkit runs the TFLite models on its numpy backend (exact, slower):
