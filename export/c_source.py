@@ -15,7 +15,11 @@ the runtime's `c` backend proves the very file a device builds. Two roundings:
   rounding; fixed-point softmax on an embedded Q0.31 exp table).
 
 Layers run on u = q - zero_point (a black pixel or a ReLU zero adds nothing and is skipped), weights
-stored input-major, int32 accumulators: integer sums, exact in any order.
+stored input-major, int32 accumulators: integer sums, exact in any order. The nonzero inputs are
+gathered ``GROUP`` at a time and each pass adds their products to every accumulator: plain loops that
+gcc and clang vectorize on a PC (16-bit products where a vector unit is likely) and that halve the
+accumulator traffic on a Cortex-M (0.56 M instructions per inference on M3/M4/M7/M33 against 1.05 M
+one input at a time; host batch 1 at -O3 -march=native about 2x LiteRT against 4x).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ ROUNDINGS = {
 }
 PIXELS, CLASSES = 784, 10
 _FIX = "Export the MLP recipe with `digitkit export --int8 --c`; other models need the TFLite or ONNX files"
+GROUP = 4  # nonzero inputs per pass over a layer's accumulators
 ARENA_MARGIN = 1024  # bytes added to the measured minimum TFLite Micro arena (it segfaults just below it)
 
 
@@ -201,6 +206,8 @@ def _dense(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) -
         shift = (24 - e).astype(np.int64)
         if not np.all(np.ldexp(mantissa.astype(np.float64), -shift) == scale.astype(np.float64)):
             raise unsupported("A FULLY_CONNECTED scale is not a normal float32")
+        if not np.all((shift >= 1) & (shift <= 62)):
+            raise unsupported("A FULLY_CONNECTED requantization scale is below 2^-38")
     else:
         pairs = [nm.quantize_multiplier(float(in_scale) * float(s) / float(out_scale)) for s in w_scale]
         mantissa = np.array([p[0] for p in pairs], np.int64)
@@ -279,27 +286,76 @@ void {name}_dequantize(const int8_t probabilities[{CLASSES}], float out[{CLASSES
 
 
 _COMMON = r"""
-/* Layer kernel: acc[c] = bias[c] + sum_k w[k][c] * (x[k] - x_offset), weights input-major. Zero
- * inputs (black pixels, ReLU zeros) are skipped: integer sums are exact in any order. */
-static void dm_dense(const uint8_t *x, int32_t depth, int32_t x_offset, const int8_t *w,
-                     const int32_t *bias, int32_t units, int32_t *acc)
-{
-    int32_t k, c;
-    for (c = 0; c < units; c++) {
-        acc[c] = bias[c];
-    }
-    for (k = 0; k < depth; k++) {
-        const int32_t v = (int32_t)x[k] - x_offset;
-        const int8_t *row = w + k * units;
-        if (v == 0) {
-            continue;
-        }
-        for (c = 0; c < units; c++) {
-            acc[c] += (int32_t)row[c] * v;
-        }
-    }
-}
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
+#define DM_RESTRICT restrict
+#else
+#define DM_RESTRICT
+#endif
+
+/* One product w * v: |w| <= 128 and |v| <= 255, so it fits in 16 bits. Where a vector unit is likely,
+ * the 16-bit product lets compilers use 16-bit lanes (twice as many per instruction); on scalar cores
+ * the int32 product saves a sign extension. The same value either way. */
+#if defined(__SSE2__) || defined(__ARM_NEON) || defined(__ARM_NEON__) || defined(__wasm_simd128__)
+#define DM_MUL(w, v) ((int32_t)(int16_t)((w) * (v)))
+#else
+#define DM_MUL(w, v) ((int32_t)(w) * (v))
+#endif
 """
+
+
+def _kernel(units: int, group: int) -> str:
+    """``acc[c] += sum_g rows[g][c] * vals[g]`` over ``units`` outputs, ``group`` inputs per pass: each
+    pass loads and stores the accumulators once for ``group`` inputs. Integer sums: exact in any order."""
+    terms = " + ".join(f"DM_MUL(w{g}[c], v{g})" for g in range(group))
+    pointers = "".join(f"    const int8_t *DM_RESTRICT const w{g} = rows[{g}];\n" for g in range(group))
+    values = "".join(f"    const int16_t v{g} = (int16_t)vals[{g}];\n" for g in range(group))
+    return f"""
+static void dm_axpy_{units}(int32_t *DM_RESTRICT acc, const int8_t *const *rows, const int32_t *vals)
+{{
+{pointers}{values}    int32_t c;
+    for (c = 0; c < {units}; c++) {{
+        acc[c] += {terms};
+    }}
+}}
+"""
+
+
+def _dense_text(i: int, layer: Dense, group: int) -> str:
+    """Layer ``i``'s accumulators: acc[c] = bias[c] + sum_k w[k][c] * (x[k] - offset), weights
+    input-major (row k: input k's weights). Nonzero inputs are gathered ``group`` at a time without
+    branching on them; zeros (black pixels, ReLU zeros) cost nothing in the inner loop."""
+    units, depth = layer.w.shape
+    offset = 0 if i == 1 else layer.in_offset
+    value = "(int32_t)x[k]" if offset == 0 else f"(int32_t)x[k] - {offset}"
+    return f"""
+static void dm_dense{i}(const uint8_t *x, int32_t *DM_RESTRICT acc)
+{{
+    const int8_t *rows[{group}];
+    int32_t vals[{group}];
+    int32_t k, c, n = 0;
+    for (c = 0; c < {units}; c++) {{
+        acc[c] = DM_B{i}[c];
+    }}
+    for (k = 0; k < {depth}; k++) {{
+        const int32_t v = {value};
+        rows[n] = DM_W{i} + k * {units};
+        vals[n] = v;
+        n += v != 0;
+        if (n == {group}) {{
+            dm_axpy_{units}(acc, rows, vals);
+            n = 0;
+        }}
+    }}
+    if (n > 0) {{
+        for (k = n; k < {group}; k++) {{ /* pad the last pass with zero inputs */
+            rows[k] = rows[0];
+            vals[k] = 0;
+        }}
+        dm_axpy_{units}(acc, rows, vals);
+    }}
+}}
+"""
+
 
 _LITERT = r"""
 static int dm_bit_length(uint64_t v)
@@ -343,16 +399,29 @@ static uint64_t dm_round24(uint64_t v)
 }
 
 /* XNNPACK's fp32 requantization in integers: y = rne((float)acc * scale), clamped to [lo, hi], with
- * scale = m * 2^-n exactly (m < 2^24, n >= 1). */
+ * scale = m * 2^-n exactly (m < 2^24, 1 <= n <= 62). (float)acc rounds |acc| to 24 significant bits
+ * (only above 2^24); the float32 product p = |acc| * m rounds to 24 significant bits: with t = 2p,
+ * s = max(bits(t) - 24, 1) and q = rne(t / 2^s) it is q * 2^(s - 1) (s = 1 when p fits: q = p); then
+ * y = rne(q / 2^(n - s + 1)). Branch-free but for the rare cases. */
 static int32_t dm_requantize(int32_t acc, int32_t m, int n, int32_t lo, int32_t hi)
 {
-    const uint64_t magnitude = acc < 0 ? (uint64_t)(-(int64_t)acc) : (uint64_t)acc;
-    const uint64_t y = dm_shift_rne(dm_round24(dm_round24(magnitude) * (uint64_t)m), n, 0);
-    int64_t v = (int64_t)(y > UINT64_C(0x7fffffff) ? UINT64_C(0x7fffffff) : y);
-    if (acc < 0) {
-        v = -v;
+    uint64_t a = acc < 0 ? (uint64_t)(-(int64_t)acc) : (uint64_t)acc, t, q, y;
+    int s, k;
+    if (a >> 24) {
+        a = dm_round24(a);
     }
-    return v < lo ? lo : (v > hi ? hi : (int32_t)v);
+    t = (a * (uint64_t)m) << 1;
+    s = dm_bit_length(t | (UINT64_C(1) << 24)) - 24;
+    q = (t + (UINT64_C(1) << (s - 1)) - 1u + ((t >> s) & 1u)) >> s;
+    k = n - s + 1;
+    if (k <= 0) { /* |y| >= 2^23: beyond any int8 clamp */
+        return acc < 0 ? lo : hi;
+    }
+    y = (q + (UINT64_C(1) << (k - 1)) - 1u + ((q >> k) & 1u)) >> k;
+    {
+        const int32_t v = acc < 0 ? -(int32_t)y : (int32_t)y;
+        return v < lo ? lo : (v > hi ? hi : v);
+    }
 }
 
 /* float32 values as integer pairs: value = m * 2^e, m < 2^24 (0 for zero). */
@@ -581,16 +650,22 @@ def source_text(name: str, net: Network, header: str) -> str:
     )
     parts.append(_COMMON)
     parts.append(_LITERT if net.rounding == "litert" else _MICRO)
+    for units in sorted({layer.w.shape[0] for layer in net.layers}):
+        parts.append(_kernel(units, GROUP))
     calls = []
     for i, layer in enumerate(net.layers, 1):
         units, depth = layer.w.shape
+        parts.append(_dense_text(i, layer, GROUP))
         src = "pixels" if i == 1 else "s->act"
-        offset = 0 if i == 1 else layer.in_offset
+        requantize = f"dm_requantize(s->acc[c], DM_M{i}[c], DM_N{i}[c], {layer.qmin}, {layer.qmax}) + {layer.out_zero_point + 128}"
+        if (
+            layer.qmin >= 0
+        ):  # clamped at or above zero (ReLU): acc <= 0 gives the lower bound in either rounding
+            requantize = f"s->acc[c] <= 0 ? {layer.qmin + layer.out_zero_point + 128} : {requantize}"
         calls.append(
-            f"    dm_dense({src}, {depth}, {offset}, DM_W{i}, DM_B{i}, {units}, s->acc);\n"
+            f"    dm_dense{i}({src}, s->acc);\n"
             f"    for (c = 0; c < {units}; c++) {{\n"
-            f"        s->act[c] = (uint8_t)(dm_requantize(s->acc[c], DM_M{i}[c], DM_N{i}[c], {layer.qmin}, {layer.qmax})"
-            f" + {layer.out_zero_point + 128});\n"
+            f"        s->act[c] = (uint8_t)({requantize});\n"
             f"    }}\n"
         )
     parts.append(

@@ -1,8 +1,9 @@
 """`digitkit export --c`: the generated C99 compiles strictly with gcc and clang, equals the numpy
 backend (itself bit-exact with LiteRT x86) on all 10,000 test images on the host, equals numpy-micro
-(TFLite Micro) in its second rounding mode, and gives the same bytes on emulated Cortex-M3 (no FPU) and
-Cortex-M4F under qemu-system-arm. Toolchains come from Debian (tests/cortex_m/toolchain.py); a test
-skips, saying why, only where they cannot be installed (no root, no apt-get)."""
+(TFLite Micro) in its second rounding mode, and gives the same bytes on emulated Cortex-M3 (no FPU),
+Cortex-M4F, Cortex-M7 and Cortex-M33 (Secure, mps2-an505) under qemu-system-arm, within 1.5 M
+instructions per inference. Toolchains come from Debian (tests/cortex_m/toolchain.py); a test skips,
+saying why, only where they cannot be installed (no root, no apt-get)."""
 
 from __future__ import annotations
 
@@ -149,7 +150,10 @@ def test_tflite_micro_rounding_equals_numpy_micro_on_all_10000(export_dir, image
     )
 
 
-@pytest.mark.parametrize(("core", "count"), [("cortex-m3", 10_000), ("cortex-m4f", 10_000)])
+@pytest.mark.parametrize(
+    ("core", "count"),
+    [("cortex-m3", 10_000), ("cortex-m4f", 10_000), ("cortex-m7", 10_000), ("cortex-m33", 10_000)],
+)
 def test_cortex_m_gives_the_host_bytes(export_dir, images, c_outputs, core, count, tmp_path, figures):
     reason = toolchain.arm_unavailable_reason()
     if reason is not None:
@@ -166,6 +170,7 @@ def test_cortex_m_gives_the_host_bytes(export_dir, images, c_outputs, core, coun
     )
     assert differ == 0
     assert result.bss <= 4096 and result.text <= 700 * 1024
+    assert result.instructions_per_inference <= 1.5e6
 
 
 def test_bad_input_is_one_line_exit_2(export_dir, seed_model_dir, tmp_path):

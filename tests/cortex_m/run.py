@@ -18,9 +18,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# qemu's mps2 SysTick runs at 25 MHz; with -icount shift=0 qemu executes one instruction per ns: one
-# SysTick count is 40 instructions (a count of instructions, not cycles and not a time).
-INSTRUCTIONS_PER_TICK = 40
 
 
 @dataclass(frozen=True)
@@ -28,6 +25,12 @@ class Core:
     name: str
     board: str
     flags: tuple[str, ...]
+    flash: int = 0x00000000  # where the board runs code from (the vector table goes there)
+    ram: int = 0x20000000
+    # With -icount shift=0 qemu executes one instruction per ns; SysTick runs at the board's clock
+    # (25 MHz on an385/an386/an500, 20 MHz on an505): one count is this many instructions (a count of
+    # instructions, not cycles and not a time).
+    instructions_per_tick: int = 40
 
 
 CORES = {
@@ -37,6 +40,15 @@ CORES = {
     ),
     "cortex-m7": Core(
         "cortex-m7", "mps2-an500", ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16")
+    ),
+    # an505 boots the M33 in the Secure state: code in its SSRAM1 alias at 0x10000000, RAM at 0x38000000
+    "cortex-m33": Core(
+        "cortex-m33",
+        "mps2-an505",
+        ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+        flash=0x10000000,
+        ram=0x38000000,
+        instructions_per_tick=50,
     ),
 }
 STRICT = (
@@ -84,10 +96,13 @@ def build_and_run(c_dir: Path, work: Path, core: str, pixels: np.ndarray) -> Run
     stack = frames["digit_mlp_int8_predict"] + max(
         v for k, v in frames.items() if k != "digit_mlp_int8_predict"
     )
+    script = (HERE / "link.ld").read_text()  # the board's memory map into the shared script
+    script = script.replace("ORIGIN = 0x00000000", f"ORIGIN = 0x{spec.flash:08x}")
+    (work / "link.ld").write_text(script.replace("ORIGIN = 0x20000000", f"ORIGIN = 0x{spec.ram:08x}"))
     _run(
         [gcc, *spec.flags, "-O2", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections",
          "-Wl,--gc-sections", "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
-         "-T", str(HERE / "link.ld"), "-I", str(work), str(HERE / "startup.c"), str(HERE / "harness.c"),
+         "-T", str(work / "link.ld"), "-I", str(work), str(HERE / "startup.c"), str(HERE / "harness.c"),
          "model.o", "-o", "prog.elf"],
         work,
     )  # fmt: skip
@@ -105,5 +120,5 @@ def build_and_run(c_dir: Path, work: Path, core: str, pixels: np.ndarray) -> Run
         raise RuntimeError(f"{core}: the harness said {said[-500:]!r}")
     images, ticks = int(found.group(1)), int(found.group(2))
     outputs = np.frombuffer((work / "out.bin").read_bytes(), np.int8).reshape(-1, 10)
-    per = ticks * INSTRUCTIONS_PER_TICK / max(images, 1)
+    per = ticks * spec.instructions_per_tick / max(images, 1)
     return Run(outputs, int(sizes[0]), int(sizes[1]), int(sizes[2]), stack, per, seconds)
