@@ -50,3 +50,22 @@ def bundle_verified_on_host(export_dir: Path, tmp_path: Path, bundle_args: list[
     assert host.exit_code == 0, host.output
     rows = {(r["file"], r["backend"]): r for r in json.loads((tmp_path / "host.json").read_text())["results"]}
     return bundle, rows
+
+
+def wheel_requirements(wheel: Path, extras: str, with_base: bool) -> list[str]:
+    """What ``pip install "WHEEL[extras]"`` asks for, from the wheel's own metadata (markers dropped):
+    the extras' requirements, and the base ones (numpy) unless the system provides them."""
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    wanted = []
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:"):
+            req = Requirement(line.split(":", 1)[1].strip())
+            marker = str(req.marker or "")
+            if (any(f'extra == "{e}"' in marker for e in extras.split(",")) or (with_base and "extra ==" not in marker)):
+                wanted.append(f"{req.name}{req.specifier}")
+    return wanted

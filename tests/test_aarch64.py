@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import bundle_verified_on_host
+from helpers import bundle_verified_on_host, wheel_requirements
 from emulation import aarch64 as emu
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
-REQUIREMENTS = ["numpy", "ai-edge-litert==2.3.0", "onnxruntime==1.32.0", "typer"]
+EXTRAS = "litert,onnxruntime,cli"
+PINS = ["ai-edge-litert==2.3.0", "onnxruntime==1.32.0"]  # downloaded with what the wheel's metadata requires
 # The native runtimes this test is about. The numpy backend (installed wherever numpy is, so run by
 # default too) is checked on trixie's three CPUs by test_trixie.py; left out here, it would add about
 # 2 minutes of qemu to this test.
@@ -39,9 +40,9 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     emu.ensure_host_tools()
     cache = emu.default_cache_dir()
     root = emu.ensure_rootfs(cache)
-    wheels = emu.download_wheels(REQUIREMENTS, cache / "wheels-cp311-aarch64")
     wheel = next(bundle.glob("digitkit-*.whl"))
-    python = emu.prepare_venv(root, [*wheels, wheel], ["digitkit[litert,onnxruntime,cli]"])
+    wheels = emu.download_wheels([*wheel_requirements(wheel, EXTRAS, with_base=True), *PINS], cache / "wheels-cp311-aarch64")
+    python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{EXTRAS}]"])
     digitkit = str(Path(python).with_name("digitkit"))
     try:
         done = emu.run_in_root(

@@ -23,12 +23,13 @@ import pytest
 
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
-from helpers import bundle_verified_on_host
+from helpers import bundle_verified_on_host, wheel_requirements
 from emulation import armhf as emu
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 ARTIFACTS = ["digit_mlp_int8.tflite", "digit_mlp_int8_pixels.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"]
-REQUIREMENTS = ["typer"]  # with its dependencies: all have armv7l (or pure-Python) wheels
+# The [cli] extra's requirements, read from the bundle's wheel, with their dependencies: all have
+# armv7l (or pure-Python) wheels.
 NO_DEPS = ["tflite-runtime==2.14.0"]  # its one dependency, numpy, is Debian's python3-numpy
 INT8 = "digit_mlp_int8.tflite"
 INT8_PIXELS = "digit_mlp_int8_pixels.tflite"
@@ -61,9 +62,9 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     emu.ensure_host_tools()
     cache = emu.default_cache_dir()
     root = emu.ensure_rootfs(cache)
-    wheels = emu.download_wheels(REQUIREMENTS, cache / "wheels-cp311-armv7l")
-    wheels += emu.download_wheels(NO_DEPS, cache / "wheels-cp311-armv7l", deps=False)
     wheel = next(bundle.glob("digitkit-*.whl"))
+    wheels = emu.download_wheels(wheel_requirements(wheel, "cli", with_base=False), cache / "wheels-cp311-armv7l")
+    wheels += emu.download_wheels(NO_DEPS, cache / "wheels-cp311-armv7l", deps=False)
     python = emu.prepare_venv(root, [*wheels, wheel], ["digitkit[tflite,cli]"])
     digitkit = str(Path(python).with_name("digitkit"))
     (tmp_path / "work" / "device_script.py").write_text(DEVICE_SCRIPT)

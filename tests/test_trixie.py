@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from emulation import aarch64 as emu
-from helpers import bundle_verified_on_host
+from helpers import bundle_verified_on_host, wheel_requirements
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 
@@ -46,6 +46,7 @@ class Device:
     pins: tuple  # versions this test is about, downloaded with what the wheel's extras require
     extras: str  # what the bundle README tells this platform's user to install
     artifacts: tuple  # what `digitkit verify --artifact ...` runs there, on every installed backend
+    backends: dict  # {format: the backends verify must find installed}
     native: dict  # {artifact: native backend} whose outputs are compared with x86's value by value
 
 
@@ -55,9 +56,11 @@ class Device:
 # No ONNX runtime exists for riscv64 (the bundle README says: verify the TFLite files there).
 DEVICES = [
     Device("trixie-arm64", ("ai-edge-litert==2.3.0", "onnxruntime==1.32.0"), "litert,onnxruntime,cli",
-           (INT8, INT8_PIXELS, FP32, ONNX_INT8), {INT8: "litert", INT8_PIXELS: "litert", ONNX_INT8: "onnxruntime"}),
-    Device("trixie-armhf", (), "cli", (INT8, INT8_PIXELS, ONNX_INT8), {ONNX_INT8: "onnxruntime"}),
-    Device("trixie-riscv64", (), "cli", (INT8, INT8_PIXELS), {}),
+           (INT8, INT8_PIXELS, FP32, ONNX_INT8), {"tflite": ("litert", "numpy"), "onnx": ("onnxruntime",)},
+           {INT8: "litert", INT8_PIXELS: "litert", ONNX_INT8: "onnxruntime"}),
+    Device("trixie-armhf", (), "cli", (INT8, INT8_PIXELS, ONNX_INT8), {"tflite": ("numpy",), "onnx": ("onnxruntime",)},
+           {ONNX_INT8: "onnxruntime"}),
+    Device("trixie-riscv64", (), "cli", (INT8, INT8_PIXELS), {"tflite": ("numpy",)}, {}),
 ]
 
 # Run in the chroot: what it is, then probabilities over the 10,000 images through digitkit's API:
@@ -97,25 +100,6 @@ SIDE_BY_SIDE = (
     '"$1" /work/out/device_script.py $2 >/work/out/probe.out 2>/work/out/probe.err & probe=$!; shift 2; '
     '"$@" >/work/out/verify.out 2>/work/out/verify.err; echo $? >/work/out/verify.rc; wait $probe; echo $? >/work/out/probe.rc'
 )
-
-
-def wheel_requirements(wheel: Path, extras: str, with_base: bool) -> list[str]:
-    """What ``pip install "WHEEL[extras]"`` asks for, from the wheel's own metadata (markers dropped):
-    the extras' requirements, and the base ones (numpy) unless the system provides them."""
-    import zipfile
-
-    from packaging.requirements import Requirement
-
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
-    wanted = []
-    for line in metadata.splitlines():
-        if line.startswith("Requires-Dist:"):
-            req = Requirement(line.split(":", 1)[1].strip())
-            marker = str(req.marker or "")
-            if (any(f'extra == "{e}"' in marker for e in extras.split(",")) or (with_base and "extra ==" not in marker)):
-                wanted.append(f"{req.name}{req.specifier}")
-    return wanted
 
 
 def _probabilities(path: Path, backend: str, x: np.ndarray) -> np.ndarray:
@@ -195,7 +179,7 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     else:  # PyPI's numpy wheel, in the venv
         assert info["numpy_file"].startswith("/opt/venv/"), info
     backends = sorted({b for _, b in device_rows})
-    expected = {(f, "numpy") for f in device.artifacts if f.endswith(".tflite")} | {(f, b) for f, b in device.native.items() if f in device.artifacts}
+    expected = {(f, b) for f in device.artifacts for b in device.backends[f.rsplit(".", 1)[1]]}
     assert set(device_rows) == expected, sorted(device_rows)
     assert set(device_rows) <= set(host_rows), sorted(set(device_rows) - set(host_rows))
 
