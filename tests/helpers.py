@@ -60,12 +60,16 @@ def wheel_requirements(wheel: Path, extras: str, with_base: bool) -> list[str]:
     from packaging.requirements import Requirement
 
     with zipfile.ZipFile(wheel) as archive:
-        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        metadata = archive.read(
+            next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        ).decode()
     wanted = []
     for line in metadata.splitlines():
         if line.startswith("Requires-Dist:"):
             req = Requirement(line.split(":", 1)[1].strip())
             marker = str(req.marker or "")
-            if (any(f'extra == "{e}"' in marker for e in extras.split(",")) or (with_base and "extra ==" not in marker)):
+            if any(f'extra == "{e}"' in marker for e in extras.split(",")) or (
+                with_base and "extra ==" not in marker
+            ):
                 wanted.append(f"{req.name}{req.specifier}")
     return wanted

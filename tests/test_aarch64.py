@@ -8,6 +8,7 @@ images. Its accuracies must equal the host's exactly. Cold (empty cache: mmdebst
 qemu, wheels): about a minute of emulation; warm (cached root file system and wheels): about 30 s.
 Skips, saying why, where emulation cannot run.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from helpers import bundle_verified_on_host, wheel_requirements
 from emulation import aarch64 as emu
+from helpers import bundle_verified_on_host, wheel_requirements
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 EXTRAS = "litert,onnxruntime,cli"
@@ -41,36 +41,67 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     cache = emu.default_cache_dir()
     root = emu.ensure_rootfs(cache)
     wheel = next(bundle.glob("digitkit-*.whl"))
-    wheels = emu.download_wheels([*wheel_requirements(wheel, EXTRAS, with_base=True), *PINS], cache / "wheels-cp311-aarch64")
+    wheels = emu.download_wheels(
+        [*wheel_requirements(wheel, EXTRAS, with_base=True), *PINS], cache / "wheels-cp311-aarch64"
+    )
     python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{EXTRAS}]"])
     digitkit = str(Path(python).with_name("digitkit"))
     try:
         done = emu.run_in_root(
-            root, [digitkit, "verify", "--bundle", "/work/bundle", *[a for b in BACKENDS for a in ("--backend", b)], "--json", "/work/device.json"],
-            timeout=1200, binds={tmp_path / "work": "/work"},
+            root,
+            [
+                digitkit,
+                "verify",
+                "--bundle",
+                "/work/bundle",
+                *[a for b in BACKENDS for a in ("--backend", b)],
+                "--json",
+                "/work/device.json",
+            ],
+            timeout=1200,
+            binds={tmp_path / "work": "/work"},
         )
         bench = emu.run_in_root(
-            root, [digitkit, "bench", "--bundle", "/work/bundle", "--seconds", "0.05", "--batch-sizes", "1,100"],
-            timeout=600, binds={tmp_path / "work": "/work"},
+            root,
+            [digitkit, "bench", "--bundle", "/work/bundle", "--seconds", "0.05", "--batch-sizes", "1,100"],
+            timeout=600,
+            binds={tmp_path / "work": "/work"},
         )
-        machine = emu.run_in_root(root, [python, "-c", "import platform; print(platform.machine(), platform.python_version())"], timeout=120)
+        machine = emu.run_in_root(
+            root,
+            [python, "-c", "import platform; print(platform.machine(), platform.python_version())"],
+            timeout=120,
+        )
     finally:
         assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert bench.returncode == 0, bench.stderr
     assert machine.stdout.split()[0] == "aarch64"
-    device_rows = {(r["file"], r["backend"]): r for r in json.loads((tmp_path / "work" / "device.json").read_text())["results"]}
-    assert set(device_rows) == set(host_rows) == {
-        ("digit_mlp_int8.tflite", "litert"), ("digit_mlp_int8_pixels.tflite", "litert"), ("digit_mlp_int8.onnx", "onnxruntime"),
+    device_rows = {
+        (r["file"], r["backend"]): r
+        for r in json.loads((tmp_path / "work" / "device.json").read_text())["results"]
     }
-    figures.append(f"aarch64 emulation ({machine.stdout.strip()}, {time.monotonic() - started:.0f} s): digitkit verify --bundle")
+    assert (
+        set(device_rows)
+        == set(host_rows)
+        == {
+            ("digit_mlp_int8.tflite", "litert"),
+            ("digit_mlp_int8_pixels.tflite", "litert"),
+            ("digit_mlp_int8.onnx", "onnxruntime"),
+        }
+    )
+    figures.append(
+        f"aarch64 emulation ({machine.stdout.strip()}, {time.monotonic() - started:.0f} s): digitkit verify --bundle"
+    )
     for key, row in sorted(device_rows.items()):
         figures.append(
             f"  {key[0]} on {key[1]}: aarch64 accuracy {row['accuracy']:.4f}, agreement {row['agreement']:.4f}; "
             f"x86_64 accuracy {host_rows[key]['accuracy']:.4f}, agreement {host_rows[key]['agreement']:.4f}"
         )
         assert row["passed"]
-        assert row["accuracy"] == host_rows[key]["accuracy"] and row["agreement"] == host_rows[key]["agreement"]
+        assert (
+            row["accuracy"] == host_rows[key]["accuracy"] and row["agreement"] == host_rows[key]["agreement"]
+        )
         assert row["per_class_accuracy"] == host_rows[key]["per_class_accuracy"]
     figures.append("  digitkit bench --bundle under qemu (speed and RSS are the emulator's, not a Pi's):")
     figures.extend("  " + line for line in bench.stdout.strip().splitlines())

@@ -12,6 +12,7 @@ the comment at that assertion for why not exactly). Cold (empty cache: mmdebstra
 qemu, wheels): about 2 minutes of emulation; warm (cached root file system and wheels): about 1.5.
 Skips, saying why, where emulation cannot run.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from emulation import armhf as emu
+from helpers import bundle_verified_on_host, wheel_requirements
 
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
-from helpers import bundle_verified_on_host, wheel_requirements
-from emulation import armhf as emu
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
-ARTIFACTS = ["digit_mlp_int8.tflite", "digit_mlp_int8_pixels.tflite", "digit_mlp_fp32.tflite", "digit_mlp_dynamic.tflite"]
+ARTIFACTS = [
+    "digit_mlp_int8.tflite",
+    "digit_mlp_int8_pixels.tflite",
+    "digit_mlp_fp32.tflite",
+    "digit_mlp_dynamic.tflite",
+]
 # The [cli] extra's requirements, read from the bundle's wheel, with their dependencies: all have
 # armv7l (or pure-Python) wheels.
 NO_DEPS = ["tflite-runtime==2.14.0"]  # its one dependency, numpy, is Debian's python3-numpy
@@ -54,8 +60,12 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     if reason:
         pytest.skip(reason)
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    bundle, rows = bundle_verified_on_host(export_dir, tmp_path, [a for f in ARTIFACTS for a in ("--artifact", f)])
-    host_rows = {file: row for (file, backend), row in rows.items() if backend == "litert"}  # not the host's numpy rows
+    bundle, rows = bundle_verified_on_host(
+        export_dir, tmp_path, [a for f in ARTIFACTS for a in ("--artifact", f)]
+    )
+    host_rows = {
+        file: row for (file, backend), row in rows.items() if backend == "litert"
+    }  # not the host's numpy rows
     assert {r["backend"] for r in host_rows.values()} == {"litert"}
 
     started = time.monotonic()
@@ -63,7 +73,9 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     cache = emu.default_cache_dir()
     root = emu.ensure_rootfs(cache)
     wheel = next(bundle.glob("digitkit-*.whl"))
-    wheels = emu.download_wheels(wheel_requirements(wheel, "cli", with_base=False), cache / "wheels-cp311-armv7l")
+    wheels = emu.download_wheels(
+        wheel_requirements(wheel, "cli", with_base=False), cache / "wheels-cp311-armv7l"
+    )
     wheels += emu.download_wheels(NO_DEPS, cache / "wheels-cp311-armv7l", deps=False)
     python = emu.prepare_venv(root, [*wheels, wheel], ["digitkit[tflite,cli]"])
     digitkit = str(Path(python).with_name("digitkit"))
@@ -71,13 +83,26 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     setup_seconds = time.monotonic() - started
     try:
         probe = emu.run_in_root(
-            root, [python, "/work/device_script.py", INT8, "/work/device-int8.npy"], timeout=600, binds={tmp_path / "work": "/work"},
+            root,
+            [python, "/work/device_script.py", INT8, "/work/device-int8.npy"],
+            timeout=600,
+            binds={tmp_path / "work": "/work"},
         )
         verify_started = time.monotonic()
         done = emu.run_in_root(
             root,
-            [digitkit, "verify", "--bundle", "/work/bundle", "--backend", "tflite-runtime", "--json", "/work/device.json"],
-            timeout=1800, binds={tmp_path / "work": "/work"},
+            [
+                digitkit,
+                "verify",
+                "--bundle",
+                "/work/bundle",
+                "--backend",
+                "tflite-runtime",
+                "--json",
+                "/work/device.json",
+            ],
+            timeout=1800,
+            binds={tmp_path / "work": "/work"},
         )
         verify_seconds = time.monotonic() - verify_started
     finally:
@@ -91,7 +116,9 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
         "digitkit verify --bundle --backend tflite-runtime"
     )
     assert device["machine"] in emu.MACHINES and device["pointer_bits"] == 32, device
-    assert device["numpy"].startswith("1.24.") and device["numpy_file"].startswith("/usr/lib/python3/dist-packages/"), device
+    assert device["numpy"].startswith("1.24.") and device["numpy_file"].startswith(
+        "/usr/lib/python3/dist-packages/"
+    ), device
     assert device["tflite_runtime"] == "2.14.0"
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     report = json.loads((tmp_path / "work" / "device.json").read_text())
@@ -109,7 +136,9 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
     # The full-int8 model, image by image: the chroot's probabilities against LiteRT's here.
     x_test, _ = load_mnist_test(bundle / "mnist", download=False)
     host_model = load(bundle / INT8, backend="litert")
-    host_proba = np.concatenate([host_model.predict_proba(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)])
+    host_proba = np.concatenate(
+        [host_model.predict_proba(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]
+    )
     device_proba = np.load(tmp_path / "work" / "device-int8.npy")
     assert device_proba.shape == host_proba.shape == (len(x_test), 10)
     top1 = float((device_proba.argmax(axis=1) == host_proba.argmax(axis=1)).mean())

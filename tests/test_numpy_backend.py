@@ -3,6 +3,7 @@
 The parser is cross-checked against the pure-Python `tflite` package; damaged graphs (cyclic,
 disconnected, an unsupported op, absurd shapes) must give one-line ArtifactErrors.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,11 @@ def test_parser_agrees_with_the_tflite_package(export_dir, mode):
         assert ours.shape == tuple(theirs.ShapeAsNumpy())
         signature = theirs.ShapeSignatureAsNumpy() if theirs.ShapeSignatureLength() else theirs.ShapeAsNumpy()
         assert ours.signature == tuple(signature)
-        assert ours.dtype.itemsize and {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 9: "int8"}[theirs.Type()] == ours.dtype.name
+        assert (
+            ours.dtype.itemsize
+            and {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 9: "int8"}[theirs.Type()]
+            == ours.dtype.name
+        )
         q = theirs.Quantization()
         scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.zeros(0, np.float32)
         zero_points = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else np.zeros(0, np.int64)
@@ -71,8 +76,16 @@ def test_parser_agrees_with_the_tflite_package(export_dir, mode):
         assert (ours.data.tobytes() if ours.data is not None else b"") == raw
     ops = [sub.Operators(i) for i in range(sub.OperatorsLength())]
     theirs_ops = [
-        (names[max(model.OperatorCodes(op.OpcodeIndex()).BuiltinCode(), model.OperatorCodes(op.OpcodeIndex()).DeprecatedBuiltinCode())],
-         tuple(op.InputsAsNumpy()), tuple(op.OutputsAsNumpy()))
+        (
+            names[
+                max(
+                    model.OperatorCodes(op.OpcodeIndex()).BuiltinCode(),
+                    model.OperatorCodes(op.OpcodeIndex()).DeprecatedBuiltinCode(),
+                )
+            ],
+            tuple(op.InputsAsNumpy()),
+            tuple(op.OutputsAsNumpy()),
+        )
         for op in ops
     ]
     ours_ops = [(op.name, op.inputs, op.outputs) for op in sorted(graph.operators, key=lambda o: o.index)]
@@ -123,7 +136,9 @@ def test_threads_with_mixed_batch_sizes_match_sequential_runs(export_dir, mnist_
         model = load(artifact(export_dir, mode), backend="numpy")
         expected = {n: model.predict_proba(x[:n]) for n in sizes}
         errors: list[str] = []
-        threads = [threading.Thread(target=_hammer, args=(model, x, sizes, expected, errors, i)) for i in range(6)]
+        threads = [
+            threading.Thread(target=_hammer, args=(model, x, sizes, expected, errors, i)) for i in range(6)
+        ]
         for t in threads:
             t.start()
         for t in threads:

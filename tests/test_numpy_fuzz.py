@@ -4,6 +4,7 @@ never another exception, a hang or a memory blow-up.
 numpy cannot segfault, so the files load in this process (unlike tests/test_robustness.py, which forks
 for the native runtimes); each file gets a time budget, so a hang fails the test instead of stalling it.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,7 +35,9 @@ def mutate(data: bytes, kind: int, rng: np.random.Generator) -> bytes:
         raw = bytearray(data)
         for _ in range(int(rng.integers(1, 4))):
             pos = int(rng.integers(0, min(len(raw), 4096) - 4)) & ~3
-            raw[pos:pos + 4] = int(rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 20, int(rng.integers(0, 1 << 32))])).to_bytes(4, "little")
+            raw[pos : pos + 4] = int(
+                rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 20, int(rng.integers(0, 1 << 32))])
+            ).to_bytes(4, "little")
         return bytes(raw)
     noise = rng.integers(0, 256, int(rng.integers(0, 20000)), dtype=np.uint8).tobytes()
     return data[:16] + noise if rng.random() < 0.5 else noise
@@ -65,5 +68,7 @@ def test_mutated_artifacts_fail_cleanly(export_dir, tmp_path, mnist_test, figure
             slowest = max(slowest, elapsed)
             assert elapsed < SECONDS_PER_FILE, f"{path.name} took {elapsed:.1f} s"
             path.unlink()
-    figures.append(f"numpy backend fuzz: {sum(outcomes.values())} files, {dict(outcomes)}, slowest {slowest * 1000:.0f} ms")
+    figures.append(
+        f"numpy backend fuzz: {sum(outcomes.values())} files, {dict(outcomes)}, slowest {slowest * 1000:.0f} ms"
+    )
     assert sum(outcomes.values()) == len(SOURCES) * PER_SOURCE

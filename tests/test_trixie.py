@@ -21,6 +21,7 @@ the host's numpy backend's and the host's LiteRT's bit for bit; for the native b
 aarch64, onnxruntime) the images and values that differ from x86 are counted, reported, and must stay
 within the gates. The chroot needs no network. Emulated speed is the emulator's, never a device's.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,12 @@ from helpers import bundle_verified_on_host, wheel_requirements
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 
-INT8, INT8_PIXELS, FP32, ONNX_INT8 = "digit_mlp_int8.tflite", "digit_mlp_int8_pixels.tflite", "digit_mlp_fp32.tflite", "digit_mlp_int8.onnx"
+INT8, INT8_PIXELS, FP32, ONNX_INT8 = (
+    "digit_mlp_int8.tflite",
+    "digit_mlp_int8_pixels.tflite",
+    "digit_mlp_fp32.tflite",
+    "digit_mlp_int8.onnx",
+)
 ARTIFACTS = [INT8, INT8_PIXELS, FP32, ONNX_INT8]
 EXACT = [INT8, INT8_PIXELS]  # the numpy backend must equal x86 bit for bit on these
 
@@ -50,16 +56,28 @@ class Device:
     native: dict  # {artifact: native backend} whose outputs are compared with x86's value by value
 
 
-# fp32 TFLite is verified on arm64 only (LiteRT about 60 s, numpy about 25 s there under qemu); on
-# armhf and riscv64 a float pass of the numpy backend costs 1.5-3 minutes of qemu. Its outputs are
-# not compared value by value (float results differ from x86's in the last bits, measured 1.2e-6).
+# fp32 TFLite is bundled (the host verifies it) but not verified under qemu: LiteRT about 60 s and
+# numpy about 25 s on arm64, a float numpy pass 1.5-3 minutes on armhf and riscv64, for outputs that
+# are not compared value by value anyway (float results differ from x86's in the last bits, 1.2e-6);
+# bookworm armhf (test_armhf.py) verifies fp32 under qemu, on tflite-runtime.
 # No ONNX runtime exists for riscv64 (the bundle README says: verify the TFLite files there).
 DEVICES = [
-    Device("trixie-arm64", ("ai-edge-litert==2.3.0", "onnxruntime==1.32.0"), "litert,onnxruntime,cli",
-           (INT8, INT8_PIXELS, FP32, ONNX_INT8), {"tflite": ("litert", "numpy"), "onnx": ("onnxruntime",)},
-           {INT8: "litert", INT8_PIXELS: "litert", ONNX_INT8: "onnxruntime"}),
-    Device("trixie-armhf", (), "cli", (INT8, INT8_PIXELS, ONNX_INT8), {"tflite": ("numpy",), "onnx": ("onnxruntime",)},
-           {ONNX_INT8: "onnxruntime"}),
+    Device(
+        "trixie-arm64",
+        ("ai-edge-litert==2.3.0", "onnxruntime==1.32.0"),
+        "litert,onnxruntime,cli",
+        (INT8, INT8_PIXELS, ONNX_INT8),
+        {"tflite": ("litert", "numpy"), "onnx": ("onnxruntime",)},
+        {INT8: "litert", INT8_PIXELS: "litert", ONNX_INT8: "onnxruntime"},
+    ),
+    Device(
+        "trixie-armhf",
+        (),
+        "cli",
+        (INT8, INT8_PIXELS, ONNX_INT8),
+        {"tflite": ("numpy",), "onnx": ("onnxruntime",)},
+        {ONNX_INT8: "onnxruntime"},
+    ),
     Device("trixie-riscv64", (), "cli", (INT8, INT8_PIXELS), {"tflite": ("numpy",)}, {}),
 ]
 
@@ -121,7 +139,9 @@ def trixie_bundle(request, tmp_path_factory):
 
     assert "numpy" in BACKENDS
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    bundle, rows = bundle_verified_on_host(export_dir, tmp_path_factory.mktemp("trixie"), [a for f in ARTIFACTS for a in ("--artifact", f)])
+    bundle, rows = bundle_verified_on_host(
+        export_dir, tmp_path_factory.mktemp("trixie"), [a for f in ARTIFACTS for a in ("--artifact", f)]
+    )
     x_test, _ = load_mnist_test(bundle / "mnist", download=False)
     host = {(name, "numpy"): _probabilities(bundle / name, "numpy", x_test) for name in EXACT}
     for device in DEVICES:
@@ -154,20 +174,44 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{device.extras}]"], arch=device.name)
     digitkit = str(Path(python).with_name("digitkit"))
     setup_seconds = time.monotonic() - started
-    jobs = " ".join([f"{name}=numpy" for name in EXACT] + [f"{name}={backend}" for name, backend in device.native.items()])
-    verify = [digitkit, "verify", "--bundle", "/work/bundle", *[a for f in device.artifacts for a in ("--artifact", f)], "--json", "/work/out/device.json"]
+    jobs = " ".join(
+        [f"{name}=numpy" for name in EXACT] + [f"{name}={backend}" for name, backend in device.native.items()]
+    )
+    verify = [
+        digitkit,
+        "verify",
+        "--bundle",
+        "/work/bundle",
+        *[a for f in device.artifacts for a in ("--artifact", f)],
+        "--json",
+        "/work/out/device.json",
+    ]
     try:
         run_started = time.monotonic()
-        done = emu.run_in_root(root, ["/bin/sh", "-c", SIDE_BY_SIDE, "sh", python, jobs, *verify], timeout=2400, binds=binds, arch=device.name)
+        done = emu.run_in_root(
+            root,
+            ["/bin/sh", "-c", SIDE_BY_SIDE, "sh", python, jobs, *verify],
+            timeout=2400,
+            binds=binds,
+            arch=device.name,
+        )
         run_seconds = time.monotonic() - run_started
     finally:
         assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
-    outputs = {name: (out / name).read_text() if (out / name).exists() else "" for name in ("probe.out", "probe.err", "verify.out", "verify.err")}
+    outputs = {
+        name: (out / name).read_text() if (out / name).exists() else ""
+        for name in ("probe.out", "probe.err", "verify.out", "verify.err")
+    }
     assert done.returncode == 0 and (out / "probe.rc").read_text().strip() == "0", (
         f"exit {done.returncode}\n{done.stderr[-2000:]}\nprobe: {outputs['probe.out']}\n{outputs['probe.err'][-3000:]}"
     )
-    assert (out / "verify.rc").read_text().strip() == "0", f"verify:\n{outputs['verify.out']}\n{outputs['verify.err'][-3000:]}"
-    info, probe_seconds = json.loads(outputs["probe.out"].splitlines()[0]), json.loads(outputs["probe.out"].splitlines()[-1])["seconds"]
+    assert (out / "verify.rc").read_text().strip() == "0", (
+        f"verify:\n{outputs['verify.out']}\n{outputs['verify.err'][-3000:]}"
+    )
+    info, probe_seconds = (
+        json.loads(outputs["probe.out"].splitlines()[0]),
+        json.loads(outputs["probe.out"].splitlines()[-1])["seconds"],
+    )
     report = json.loads((out / "device.json").read_text())
     device_rows = {(r["file"], r["backend"]): r for r in report["results"]}
 
@@ -175,7 +219,9 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     assert info["machine"] in spec.machines and report["host"]["machine"] == info["machine"], info
     assert info["python"].startswith("3.13."), info
     if debian_numpy:  # Debian's numpy (2.2 in trixie)
-        assert info["numpy_file"].startswith("/usr/lib/python3/dist-packages/") and info["numpy"].startswith("2.2."), info
+        assert info["numpy_file"].startswith("/usr/lib/python3/dist-packages/") and info["numpy"].startswith(
+            "2.2."
+        ), info
     else:  # PyPI's numpy wheel, in the venv
         assert info["numpy_file"].startswith("/opt/venv/"), info
     backends = sorted({b for _, b in device_rows})
@@ -188,7 +234,9 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     for name in EXACT:
         got = np.load(out / f"{name}.numpy.npy")
         assert got.shape == host[name, "numpy"].shape == (10_000, 10)
-        assert np.array_equal(host[name, "numpy"], host[name, "litert"]), f"{name}: host numpy backend != host LiteRT"
+        assert np.array_equal(host[name, "numpy"], host[name, "litert"]), (
+            f"{name}: host numpy backend != host LiteRT"
+        )
         assert np.array_equal(got, host[name, "numpy"]), (
             f"{name}: {spec.label} numpy differs from x86 on {int(np.any(got != host[name, 'numpy'], axis=1).sum())} images"
         )
@@ -206,7 +254,11 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
         values = int((got != ref).sum())
         top1 = int((got.argmax(axis=1) != ref.argmax(axis=1)).sum())
         diff = float(np.abs(got.astype(np.float64) - ref).max())
-        delta = f"max {int(np.rint(diff * 256))} steps of 1/256" if name.endswith(".tflite") else f"max |Δp| {diff:.1e}"
+        delta = (
+            f"max {int(np.rint(diff * 256))} steps of 1/256"
+            if name.endswith(".tflite")
+            else f"max |Δp| {diff:.1e}"
+        )
         native.append(f"{name} {backend}: {images} images / {values} values differ ({delta}), {top1} top-1")
         assert 1 - top1 / len(got) >= gates.min_agreement, native[-1]
 
@@ -214,20 +266,37 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
         assert row["passed"], (key, row["failures"])
         ref = host_rows[key]
         if key[1] == "numpy" and key[0] in EXACT:  # bit-exact outputs: the same figures to the last digit
-            assert (row["accuracy"], row["agreement"], row["per_class_accuracy"]) == (ref["accuracy"], ref["agreement"], ref["per_class_accuracy"])
+            assert (row["accuracy"], row["agreement"], row["per_class_accuracy"]) == (
+                ref["accuracy"],
+                ref["agreement"],
+                ref["per_class_accuracy"],
+            )
         else:
             assert abs(row["accuracy"] - ref["accuracy"]) <= 1 - gates.min_agreement, key
 
     versions = ", ".join(
-        [f"{spec.label}: {info['machine']} Python {info['python']}", f"numpy {info['numpy']} ({'Debian' if info['numpy_file'].startswith('/usr/lib') else 'PyPI'})"]
+        [
+            f"{spec.label}: {info['machine']} Python {info['python']}",
+            f"numpy {info['numpy']} ({'Debian' if info['numpy_file'].startswith('/usr/lib') else 'PyPI'})",
+        ]
         + ([f"LiteRT {info['litert']}"] if info.get("litert") else [])
-        + ([f"onnxruntime {info['onnxruntime']} ({'Debian' if info['onnxruntime_file'].startswith('/usr/lib') else 'PyPI'})"] if info.get("onnxruntime") else [])
+        + (
+            [
+                f"onnxruntime {info['onnxruntime']} ({'Debian' if info['onnxruntime_file'].startswith('/usr/lib') else 'PyPI'})"
+            ]
+            if info.get("onnxruntime")
+            else []
+        )
         + [f"QEMU_CPU {spec.cpu or 'default'}"]
     )
-    accuracies = "; ".join(f"{f} {b} {r['accuracy']:.4f} (x86 {host_rows[f, b]['accuracy']:.4f})" for (f, b), r in sorted(device_rows.items()))
+    accuracies = "; ".join(
+        f"{f} {b} {r['accuracy']:.4f} (x86 {host_rows[f, b]['accuracy']:.4f})"
+        for (f, b), r in sorted(device_rows.items())
+    )
     figures.append(
         f"{versions}; emulated {time.monotonic() - started:.0f} s (set-up {setup_seconds:.0f}, verify beside the probabilities "
         f"{run_seconds:.0f}, probabilities alone {probe_seconds:.0f}; the emulator's speed): verify {len(device_rows)} rows pass [{accuracies}]; "
         f"numpy == x86 bit for bit on {', '.join(exact)} (10,000 images)"
-        + (f"; vs x86: {'; '.join(native)}" if native else "") + f"; backends {', '.join(backends)}"
+        + (f"; vs x86: {'; '.join(native)}" if native else "")
+        + f"; backends {', '.join(backends)}"
     )

@@ -8,6 +8,7 @@ IndexError, a struct.error, a hang or a huge allocation. The graph is checked to
 output, every operator input produced before use (the order is computed, so a cycle is found), and every
 operator feeding the output.
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,28 +27,144 @@ MAX_OPERATORS = 4096
 
 # TensorType (schema.fbs) -> numpy dtype; the types the backend can meet.
 DTYPES: dict[int, np.dtype] = {
-    0: np.dtype("<f4"), 1: np.dtype("<f2"), 2: np.dtype("<i4"), 3: np.dtype("u1"),
-    4: np.dtype("<i8"), 6: np.dtype("?"), 7: np.dtype("<i2"), 9: np.dtype("i1"), 10: np.dtype("<f8"),
+    0: np.dtype("<f4"),
+    1: np.dtype("<f2"),
+    2: np.dtype("<i4"),
+    3: np.dtype("u1"),
+    4: np.dtype("<i8"),
+    6: np.dtype("?"),
+    7: np.dtype("<i2"),
+    9: np.dtype("i1"),
+    10: np.dtype("<f8"),
 }
 
 _OP_NAMES = (
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE",
-    "DEQUANTIZE", "EMBEDDING_LOOKUP", "FLOOR", "FULLY_CONNECTED", "HASHTABLE_LOOKUP", "L2_NORMALIZATION",
-    "L2_POOL_2D", "LOCAL_RESPONSE_NORMALIZATION", "LOGISTIC", "LSH_PROJECTION", "LSTM", "MAX_POOL_2D",
-    "MUL", "RELU", "RELU_N1_TO_1", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RNN", "SOFTMAX",
-    "SPACE_TO_DEPTH", "SVDF", "TANH", "CONCAT_EMBEDDINGS", "SKIP_GRAM", "CALL", "CUSTOM",
-    "EMBEDDING_LOOKUP_SPARSE", "PAD", "UNIDIRECTIONAL_SEQUENCE_RNN", "GATHER", "BATCH_TO_SPACE_ND",
-    "SPACE_TO_BATCH_ND", "TRANSPOSE", "MEAN", "SUB", "DIV", "SQUEEZE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    "STRIDED_SLICE", "BIDIRECTIONAL_SEQUENCE_RNN", "EXP", "TOPK_V2", "SPLIT", "LOG_SOFTMAX", "DELEGATE",
-    "BIDIRECTIONAL_SEQUENCE_LSTM", "CAST", "PRELU", "MAXIMUM", "ARG_MAX", "MINIMUM", "LESS", "NEG", "PADV2",
-    "GREATER", "GREATER_EQUAL", "LESS_EQUAL", "SELECT", "SLICE", "SIN", "TRANSPOSE_CONV", "SPARSE_TO_DENSE",
-    "TILE", "EXPAND_DIMS", "EQUAL", "NOT_EQUAL", "LOG", "SUM", "SQRT", "RSQRT", "SHAPE", "POW", "ARG_MIN",
-    "FAKE_QUANT", "REDUCE_PROD", "REDUCE_MAX", "PACK", "LOGICAL_OR", "ONE_HOT", "LOGICAL_AND",
-    "LOGICAL_NOT", "UNPACK", "REDUCE_MIN", "FLOOR_DIV", "REDUCE_ANY", "SQUARE", "ZEROS_LIKE", "FILL",
-    "FLOOR_MOD", "RANGE", "RESIZE_NEAREST_NEIGHBOR", "LEAKY_RELU", "SQUARED_DIFFERENCE", "MIRROR_PAD",
-    "ABS", "SPLIT_V", "UNIQUE", "CEIL", "REVERSE_V2", "ADD_N", "GATHER_ND", "COS", "WHERE", "RANK", "ELU",
-    "REVERSE_SEQUENCE", "MATRIX_DIAG", "QUANTIZE", "MATRIX_SET_DIAG", "ROUND", "HARD_SWISH", "IF", "WHILE",
-    "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "SCATTER_ND", "SELECT_V2", "DENSIFY", "SEGMENT_SUM",
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEPTH_TO_SPACE",
+    "DEQUANTIZE",
+    "EMBEDDING_LOOKUP",
+    "FLOOR",
+    "FULLY_CONNECTED",
+    "HASHTABLE_LOOKUP",
+    "L2_NORMALIZATION",
+    "L2_POOL_2D",
+    "LOCAL_RESPONSE_NORMALIZATION",
+    "LOGISTIC",
+    "LSH_PROJECTION",
+    "LSTM",
+    "MAX_POOL_2D",
+    "MUL",
+    "RELU",
+    "RELU_N1_TO_1",
+    "RELU6",
+    "RESHAPE",
+    "RESIZE_BILINEAR",
+    "RNN",
+    "SOFTMAX",
+    "SPACE_TO_DEPTH",
+    "SVDF",
+    "TANH",
+    "CONCAT_EMBEDDINGS",
+    "SKIP_GRAM",
+    "CALL",
+    "CUSTOM",
+    "EMBEDDING_LOOKUP_SPARSE",
+    "PAD",
+    "UNIDIRECTIONAL_SEQUENCE_RNN",
+    "GATHER",
+    "BATCH_TO_SPACE_ND",
+    "SPACE_TO_BATCH_ND",
+    "TRANSPOSE",
+    "MEAN",
+    "SUB",
+    "DIV",
+    "SQUEEZE",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "STRIDED_SLICE",
+    "BIDIRECTIONAL_SEQUENCE_RNN",
+    "EXP",
+    "TOPK_V2",
+    "SPLIT",
+    "LOG_SOFTMAX",
+    "DELEGATE",
+    "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "CAST",
+    "PRELU",
+    "MAXIMUM",
+    "ARG_MAX",
+    "MINIMUM",
+    "LESS",
+    "NEG",
+    "PADV2",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LESS_EQUAL",
+    "SELECT",
+    "SLICE",
+    "SIN",
+    "TRANSPOSE_CONV",
+    "SPARSE_TO_DENSE",
+    "TILE",
+    "EXPAND_DIMS",
+    "EQUAL",
+    "NOT_EQUAL",
+    "LOG",
+    "SUM",
+    "SQRT",
+    "RSQRT",
+    "SHAPE",
+    "POW",
+    "ARG_MIN",
+    "FAKE_QUANT",
+    "REDUCE_PROD",
+    "REDUCE_MAX",
+    "PACK",
+    "LOGICAL_OR",
+    "ONE_HOT",
+    "LOGICAL_AND",
+    "LOGICAL_NOT",
+    "UNPACK",
+    "REDUCE_MIN",
+    "FLOOR_DIV",
+    "REDUCE_ANY",
+    "SQUARE",
+    "ZEROS_LIKE",
+    "FILL",
+    "FLOOR_MOD",
+    "RANGE",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "LEAKY_RELU",
+    "SQUARED_DIFFERENCE",
+    "MIRROR_PAD",
+    "ABS",
+    "SPLIT_V",
+    "UNIQUE",
+    "CEIL",
+    "REVERSE_V2",
+    "ADD_N",
+    "GATHER_ND",
+    "COS",
+    "WHERE",
+    "RANK",
+    "ELU",
+    "REVERSE_SEQUENCE",
+    "MATRIX_DIAG",
+    "QUANTIZE",
+    "MATRIX_SET_DIAG",
+    "ROUND",
+    "HARD_SWISH",
+    "IF",
+    "WHILE",
+    "NON_MAX_SUPPRESSION_V4",
+    "NON_MAX_SUPPRESSION_V5",
+    "SCATTER_ND",
+    "SELECT_V2",
+    "DENSIFY",
+    "SEGMENT_SUM",
     "BATCH_MATMUL",
 )
 
@@ -96,7 +213,14 @@ class Reader:
 
 class Table:
     def __init__(self, reader: Reader, pos: int, vtable: int, vsize: int, tsize: int, what: str) -> None:
-        self.r, self.pos, self.vtable, self.vsize, self.tsize, self.what = reader, pos, vtable, vsize, tsize, what
+        self.r, self.pos, self.vtable, self.vsize, self.tsize, self.what = (
+            reader,
+            pos,
+            vtable,
+            vsize,
+            tsize,
+            what,
+        )
 
     def _field(self, index: int, width: int) -> Optional[int]:
         slot = 4 + 2 * index
@@ -129,7 +253,9 @@ class Table:
             return []
         start, count = self.r.vector(target, 4, what)
         if count > limit:
-            raise ArtifactError(f"The TFLite model has {count} {what}s, more than the numpy backend accepts ({limit})", FIX)
+            raise ArtifactError(
+                f"The TFLite model has {count} {what}s, more than the numpy backend accepts ({limit})", FIX
+            )
         out = []
         for i in range(count):
             elem = start + 4 * i
@@ -210,13 +336,23 @@ def _tensor(t: Table, index: int, buffers: list[Table], reader: Reader) -> Tenso
     what = f"tensor {index}"
     code = int(t.scalar(1, "b"))
     if code not in DTYPES:
-        raise ArtifactError(f"Tensor {index} of the TFLite model has type code {code}, which the numpy backend does not run", FIX)
+        raise ArtifactError(
+            f"Tensor {index} of the TFLite model has type code {code}, which the numpy backend does not run",
+            FIX,
+        )
     dtype = DTYPES[code]
     if t.table(6, f"sparsity of {what}") is not None or t.scalar(5, "B"):
-        raise ArtifactError(f"Tensor {index} of the TFLite model is sparse or a variable, which the numpy backend does not run", FIX)
+        raise ArtifactError(
+            f"Tensor {index} of the TFLite model is sparse or a variable, which the numpy backend does not run",
+            FIX,
+        )
     shape = tuple(int(d) for d in t.array(0, "<i4", f"shape of {what}", MAX_RANK))
     signature = tuple(int(d) for d in t.array(7, "<i4", f"shape signature of {what}", MAX_RANK)) or shape
-    if len(signature) != len(shape) or any(d < 1 for d in shape) or any(s != d and s != -1 for s, d in zip(signature, shape)):
+    if (
+        len(signature) != len(shape)
+        or any(d < 1 for d in shape)
+        or any(s != d and s != -1 for s, d in zip(signature, shape))
+    ):
         raise _bad(f"{what} has shape {list(shape)} (signature {list(signature)})")
     elements = 1
     for d in shape:
@@ -239,7 +375,10 @@ def _tensor(t: Table, index: int, buffers: list[Table], reader: Reader) -> Tenso
         zero_point = q.array(3, "<i8", f"zero points of {what}", max(shape) if shape else 1)
         axis = int(q.scalar(6, "i"))
         if q.scalar(4, "B"):
-            raise ArtifactError(f"Tensor {index} of the TFLite model uses custom quantization, which the numpy backend does not run", FIX)
+            raise ArtifactError(
+                f"Tensor {index} of the TFLite model uses custom quantization, which the numpy backend does not run",
+                FIX,
+            )
         if scale.size:
             if zero_point.size != scale.size or not np.all(np.isfinite(scale)) or not np.all(scale > 0):
                 raise _bad(f"{what} has invalid quantization parameters")
@@ -257,7 +396,9 @@ def parse(model: bytes) -> Graph:
     root = reader.table(int(reader.scalar("I", 0, "root offset")), "model")
     version = int(root.scalar(0, "I"))
     if version != 3:
-        raise ArtifactError(f"The TFLite model has schema version {version}; the numpy backend reads version 3", FIX)
+        raise ArtifactError(
+            f"The TFLite model has schema version {version}; the numpy backend reads version 3", FIX
+        )
     codes = []
     for i, oc in enumerate(root.tables(1, "operator code", MAX_OPERATORS)):
         deprecated, builtin = int(oc.scalar(0, "b")), int(oc.scalar(3, "i"))
@@ -266,14 +407,18 @@ def parse(model: bytes) -> Graph:
         codes.append((code, int(oc.scalar(2, "i", 1)), name))
     subgraphs = root.tables(2, "subgraph", 64)
     if len(subgraphs) != 1:
-        raise ArtifactError(f"The TFLite model has {len(subgraphs)} subgraphs; the numpy backend runs models with one", FIX)
+        raise ArtifactError(
+            f"The TFLite model has {len(subgraphs)} subgraphs; the numpy backend runs models with one", FIX
+        )
     buffers = root.tables(4, "buffer", MAX_TENSORS + 1)
     sub = subgraphs[0]
     tensors = [_tensor(t, i, buffers, reader) for i, t in enumerate(sub.tables(0, "tensor", MAX_TENSORS))]
     inputs = [int(i) for i in sub.array(1, "<i4", "subgraph inputs", 16)]
     outputs = [int(i) for i in sub.array(2, "<i4", "subgraph outputs", 16)]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ArtifactError(f"The TFLite model has {len(inputs)} inputs and {len(outputs)} outputs, not one each", FIX)
+        raise ArtifactError(
+            f"The TFLite model has {len(inputs)} inputs and {len(outputs)} outputs, not one each", FIX
+        )
     operators = []
     for i, op in enumerate(sub.tables(3, "operator", MAX_OPERATORS)):
         opcode = int(op.scalar(0, "I"))
@@ -288,7 +433,9 @@ def parse(model: bytes) -> Graph:
     return Graph(tensors, _ordered(tensors, operators, inputs[0], outputs[0]), inputs[0], outputs[0])
 
 
-def _ordered(tensors: list[Tensor], operators: list[Operator], graph_in: int, graph_out: int) -> list[Operator]:
+def _ordered(
+    tensors: list[Tensor], operators: list[Operator], graph_in: int, graph_out: int
+) -> list[Operator]:
     """The operators that compute the output, each after the ones it reads from; errors on a bad graph."""
     n = len(tensors)
     for index in (graph_in, graph_out):

@@ -16,6 +16,7 @@ TFLite Micro builds without TFLITE_SINGLE_ROUNDING, so requantization is gemmlow
 
 The gemmlowp primitives (fixedpoint/fixedpoint.h) work here on int64 arrays holding int32 values.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
-def multiply_by_quantized_multiplier(x: np.ndarray, q: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+def multiply_by_quantized_multiplier(
+    x: np.ndarray, q: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
     shift = np.asarray(shift, I64)
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
     return rdbpot(srdhm(wrap32(np.asarray(x, I64) << left), q), right)
@@ -99,8 +102,15 @@ def exp_on_negative_values(a: np.ndarray, integer_bits: int = 5) -> np.ndarray:
     a_mod = wrap32((a & (quarter - 1)) - quarter)
     result = _exp_quarter(saturating_shift_left(a_mod, integer_bits))
     remainder = wrap32(a_mod - a)
-    multipliers = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535),
-                   (3, 720401), (4, 242))
+    multipliers = (
+        (-2, 1672461947),
+        (-1, 1302514674),
+        (0, 790015084),
+        (1, 290630308),
+        (2, 39332535),
+        (3, 720401),
+        (4, 242),
+    )
     for exponent, multiplier in multipliers:
         if integer_bits > exponent:
             result = np.where(remainder & (1 << (fractional + exponent)), srdhm(result, multiplier), result)
@@ -122,8 +132,17 @@ def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
 
 
 class FullyConnectedMicro:
-    def __init__(self, w: np.ndarray, w_scale: np.ndarray, bias: Optional[np.ndarray], in_scale: float, zp_in: int,
-                 out_scale: float, zp_out: int, qrange: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_scale: np.ndarray,
+        bias: Optional[np.ndarray],
+        in_scale: float,
+        zp_in: int,
+        out_scale: float,
+        zp_out: int,
+        qrange: tuple[int, int],
+    ) -> None:
         from .numpy_kernels import folded_bias
 
         self.matmul = IntegerMatmul(w, folded_bias(w, bias, zp_in), 128)
@@ -154,7 +173,9 @@ class SoftmaxMicro:
     def __init__(self, in_scale: float, beta: float, out_scale: float, zp_out: int) -> None:
         if zp_out != -128 or np.float32(out_scale) != np.float32(1.0 / 256):
             raise unsupported("An int8 SOFTMAX has an output other than scale 1/256, zero point -128")
-        real = min(float(beta) * float(in_scale) * (1 << 26), float((1 << 31) - 1))  # PreprocessSoftmaxScaling
+        real = min(
+            float(beta) * float(in_scale) * (1 << 26), float((1 << 31) - 1)
+        )  # PreprocessSoftmaxScaling
         multiplier, left_shift = quantize_multiplier(real)
         if left_shift < 0:
             raise unsupported("An int8 SOFTMAX has an input scale TFLite Micro cannot run")
@@ -216,11 +237,25 @@ class Requantize:
         self.same = np.float32(in_scale) == np.float32(out_scale)
         self.q, self.shift = quantize_multiplier(float(in_scale) / float(out_scale))
         info = np.iinfo(dtype)
-        self.zp_in, self.zp_out, self.dtype, self.low, self.high = zp_in, zp_out, dtype, int(info.min), int(info.max)
+        self.zp_in, self.zp_out, self.dtype, self.low, self.high = (
+            zp_in,
+            zp_out,
+            dtype,
+            int(info.min),
+            int(info.max),
+        )
 
     def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
         out = np.empty(x.shape, self.dtype)
-        same, q, shift, zp_in, zp_out, low, high = self.same, self.q, self.shift, self.zp_in, self.zp_out, self.low, self.high
+        same, q, shift, zp_in, zp_out, low, high = (
+            self.same,
+            self.q,
+            self.shift,
+            self.zp_in,
+            self.zp_out,
+            self.low,
+            self.high,
+        )
 
         if same and zp_in - zp_out == 128 and x.dtype == np.uint8 and self.dtype == np.int8:
             out_bytes = out.view(np.uint8)
@@ -231,7 +266,11 @@ class Requantize:
             return flip, out
 
         def run() -> None:
-            v = x.astype(np.int32) - zp_in if same else multiply_by_quantized_multiplier(x.astype(I64) - zp_in, q, shift)
+            v = (
+                x.astype(np.int32) - zp_in
+                if same
+                else multiply_by_quantized_multiplier(x.astype(I64) - zp_in, q, shift)
+            )
             v += zp_out
             np.clip(v, low, high, out=v)
             np.copyto(out, v, casting="unsafe")
