@@ -24,6 +24,9 @@ def bundle_dir(export_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "pi"
     result = runner.invoke(app, ["bundle", str(export_dir), "--out", str(out), "--mode", "int8"])
     assert result.exit_code == 0, result.output
+    wheel = next(out.glob("digitkit-*.whl")).name
+    assert "32-bit Pi OS trixie, riscv64, any CPU: sudo apt install python3-numpy" in result.output
+    assert f'pip install "./{wheel}[cli]"  (numpy backend)' in result.output  # each platform its install line
     return out
 
 

@@ -52,3 +52,20 @@ models run on the numpy backend. Verify only those there (`--artifact FILE`, rep
     ~/digitkit-env/bin/digitkit bench --bundle .         # latency and throughput on this device
     ~/digitkit-env/bin/digitkit predict digit.png --model {entries[0].file}
 """
+
+
+# One line per platform for `digitkit bundle`'s summary; the README above says the same at length.
+_NUMPY_VENV = (
+    "sudo apt install python3-numpy python3-venv && python3 -m venv --system-site-packages ~/digitkit-env && "
+)
+
+
+def install_lines(wheel: Optional[Path]) -> list[tuple[str, str]]:
+    """(platform, command) pairs: how each kind of device installs this bundle's digitkit."""
+    package = f"./{wheel.name}" if wheel else "digitkit"
+    pip = "~/digitkit-env/bin/pip install"
+    return [
+        ("64-bit Pi OS (aarch64)", f'python3 -m venv ~/digitkit-env && {pip} "{package}[litert,cli]"'),
+        ("32-bit Pi OS trixie, riscv64, any CPU", f'{_NUMPY_VENV}{pip} "{package}[cli]"  (numpy backend)'),
+        ("32-bit Pi OS bookworm (Python 3.11)", f'{_NUMPY_VENV}{pip} "{package}[tflite,cli]"'),
+    ]

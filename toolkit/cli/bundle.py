@@ -37,6 +37,7 @@ def bundle(
     ] = None,
 ) -> None:
     """Bundle artifacts, manifest, parity set and install notes for a Raspberry Pi or any device."""
+    from digitkit.toolkit.bundle_readme import install_lines
     from digitkit.toolkit.bundling import build_bundle
 
     directory, archive = build_bundle(
@@ -46,5 +47,7 @@ def bundle(
         if path.is_file():
             echo(f"  {path.relative_to(directory)}  {human_size(path.stat().st_size)}")
     echo(f"Bundle: {directory} ({archive.name}: {human_size(archive.stat().st_size)})")
-    echo("On the device: see its README.md; then")
-    echo("  digitkit verify --bundle DIR && digitkit bench --bundle DIR")
+    echo("Install on the device (details in its README.md):")
+    for platform, command in install_lines(next(directory.glob("digitkit-*.whl"), None)):
+        echo(f"  {platform}: {command}")
+    echo("Then, in the bundle: digitkit verify --bundle . && digitkit bench --bundle .")
