@@ -22,24 +22,12 @@ HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx", "typer", "PIL")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return next(out.glob("digitkit-*.whl"))
+    """The wheel as `digitkit bundle` builds it for a device."""
+    from digitkit.toolkit.bundling import build_wheel
+
+    built = build_wheel(tmp_path_factory.mktemp("wheel"))
+    assert built is not None, "pip wheel failed on the checkout"
+    return built
 
 
 def test_wheel_holds_the_three_packages_and_no_data(wheel):
