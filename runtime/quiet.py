@@ -20,8 +20,8 @@ class Captured:
         self.text = ""
 
     def _collect(self) -> None:
-        self._sink.seek(0)
-        self.text = self._sink.read()[-65536:].decode("utf-8", "replace")
+        self._sink.seek(max(0, self._sink.seek(0, os.SEEK_END) - 65536))  # the tail is what gets quoted
+        self.text = self._sink.read().decode("utf-8", "replace")
 
     def tail(self, lines: int = 5) -> list[str]:
         return [line for line in self.text.splitlines() if line.strip()][-lines:]

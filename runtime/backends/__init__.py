@@ -7,9 +7,10 @@ numpy and so is always there: ``auto`` falls back to it when no native runtime i
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import ArtifactError, BackendUnavailableError, InputError
 from .base import BackendSpec, Session, TensorInfo
@@ -27,28 +28,22 @@ def register_backend(spec: BackendSpec) -> None:
     BACKENDS[spec.name] = spec
 
 
-def _open_numpy(model: bytes, threads: Optional[int]) -> Session:
-    from .numpy_backend import open_numpy  # imported only when used: the other backends never need it
+def _lazy(module: str, function: str) -> Callable[[bytes, Optional[int]], Session]:
+    """An opener that imports its backend module only when a model is opened on it."""
 
-    return open_numpy(model, threads)
+    def open_model(model: bytes, threads: Optional[int]) -> Session:
+        opener: Callable[[bytes, Optional[int]], Session] = getattr(
+            importlib.import_module(module, __name__), function
+        )
+        return opener(model, threads)
 
-
-def _open_numpy_micro(model: bytes, threads: Optional[int]) -> Session:
-    from .numpy_backend import open_numpy_micro
-
-    return open_numpy_micro(model, threads)
-
-
-def _open_c(model: bytes, threads: Optional[int]) -> Session:
-    from .c import open_c  # the C compiler runs only when a C artifact is opened
-
-    return open_c(model, threads)
+    return open_model
 
 
-def _open_tflm(model: bytes, threads: Optional[int]) -> Session:
-    from .tflm import open_tflm
-
-    return open_tflm(model, threads)
+_open_numpy = _lazy(".numpy_backend", "open_numpy")
+_open_numpy_micro = _lazy(".numpy_backend", "open_numpy_micro")
+_open_c = _lazy(".c", "open_c")  # the C compiler runs only when a C artifact is opened
+_open_tflm = _lazy(".tflm", "open_tflm")
 
 
 register_backend(

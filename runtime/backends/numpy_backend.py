@@ -197,7 +197,7 @@ class _Planner:
             out_scale, zp_out = _per_tensor(y, "fully connected output")
             qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
             fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
-            int_kernel = fc(w, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange)
+            int_kernel = fc(nk.QuantizedDense(w, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange))
             self.matmuls.append(int_kernel.matmul)
             return int_kernel
         raise nk.unsupported(

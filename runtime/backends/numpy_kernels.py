@@ -22,6 +22,7 @@ Where a rounding step matters, the comment names the reference it follows:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 import numpy as np
@@ -168,6 +169,20 @@ class FullyConnectedFloat:
         return run, out
 
 
+@dataclass(frozen=True)
+class QuantizedDense:
+    """An int8 FULLY_CONNECTED as the file gives it; each rounding mode builds its kernel from it."""
+
+    w: np.ndarray  # int8 (units, depth), symmetric per output channel
+    w_scale: np.ndarray
+    bias: Optional[np.ndarray]  # int32 (units,)
+    in_scale: float
+    zp_in: int
+    out_scale: float
+    zp_out: int
+    qrange: tuple[int, int]  # the output's clamp, fused activation included
+
+
 class FullyConnectedInt8:
     """int8 x int8 -> int8 with XNNPACK's fp32 requantization (see the module docstring).
 
@@ -175,17 +190,8 @@ class FullyConnectedInt8:
     pixel, a ReLU zero) adds exactly 0 and may be skipped; when that sum is not provably exact in
     float32 but q with the folded bias is, it takes q. Either way it is the same integer."""
 
-    def __init__(
-        self,
-        w: np.ndarray,
-        w_scale: np.ndarray,
-        bias: Optional[np.ndarray],
-        in_scale: float,
-        zp_in: int,
-        out_scale: float,
-        zp_out: int,
-        qrange: tuple[int, int],
-    ) -> None:
+    def __init__(self, layer: QuantizedDense) -> None:
+        w, bias, zp_in, zp_out = layer.w, layer.bias, layer.zp_in, layer.zp_out
         plain = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
         self.matmul = IntegerMatmul(w, plain, max(abs(-128 - zp_in), abs(127 - zp_in)))
         self.offset = zp_in
@@ -196,14 +202,14 @@ class FullyConnectedInt8:
         # Fed float32 u (with a last column of ones for the bias), rows of zero inputs may be skipped.
         self.on_u = self.matmul.float32 and self.offset == zp_in
         self.zp_in = zp_in
-        scales = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],))
-        self.scale = (F32(in_scale) * scales) / F32(out_scale)  # float32, in XNNPACK's order
+        scales = np.broadcast_to(np.asarray(layer.w_scale, F32), (w.shape[0],))
+        self.scale = (F32(layer.in_scale) * scales) / F32(layer.out_scale)  # float32, in XNNPACK's order
         if not np.all(self.scale < 256.0):
             raise unsupported("A FULLY_CONNECTED requantization scale is 256 or more, which XNNPACK refuses")
         self.scale.flags.writeable = False
-        self.low, self.high = F32(qrange[0] - zp_out), F32(qrange[1] - zp_out)
+        self.low, self.high = F32(layer.qrange[0] - zp_out), F32(layer.qrange[1] - zp_out)
         self.zp_out = F32(zp_out)
-        self.qrange = qrange
+        self.qrange = layer.qrange
 
     def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
         run_acc, acc = self.matmul.make(batch, x, self.offset)

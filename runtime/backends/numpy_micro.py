@@ -20,11 +20,10 @@ The gemmlowp primitives (fixedpoint/fixedpoint.h) work here on int64 arrays hold
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
-from .numpy_kernels import F32, IntegerMatmul, Run, unsupported
+from .numpy_kernels import F32, IntegerMatmul, QuantizedDense, Run, folded_bias, unsupported
 
 I64 = np.int64
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -132,25 +131,16 @@ def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
 
 
 class FullyConnectedMicro:
-    def __init__(
-        self,
-        w: np.ndarray,
-        w_scale: np.ndarray,
-        bias: Optional[np.ndarray],
-        in_scale: float,
-        zp_in: int,
-        out_scale: float,
-        zp_out: int,
-        qrange: tuple[int, int],
-    ) -> None:
-        from .numpy_kernels import folded_bias
-
-        self.matmul = IntegerMatmul(w, folded_bias(w, bias, zp_in), 128)
-        scales = np.broadcast_to(np.asarray(w_scale, F32), (w.shape[0],))
-        pairs = [quantize_multiplier(float(in_scale) * float(s) / float(out_scale)) for s in scales]
+    def __init__(self, layer: QuantizedDense) -> None:
+        w = layer.w
+        self.matmul = IntegerMatmul(w, folded_bias(w, layer.bias, layer.zp_in), 128)
+        scales = np.broadcast_to(np.asarray(layer.w_scale, F32), (w.shape[0],))
+        pairs = [
+            quantize_multiplier(float(layer.in_scale) * float(s) / float(layer.out_scale)) for s in scales
+        ]
         self.q = np.array([p[0] for p in pairs], I64)
         self.shift = np.array([p[1] for p in pairs], I64)
-        self.zp_out, self.qrange = zp_out, qrange
+        self.zp_out, self.qrange = layer.zp_out, layer.qrange
 
     def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
         run_acc, acc = self.matmul.make_int(batch, x)
