@@ -222,3 +222,8 @@ def test_a_bundle_of_the_c_export_carries_its_header_and_verifies(export_dir, tm
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "v.json").read_text())["results"]
     assert [(r["file"], r["backend"], r["passed"]) for r in rows] == [("digit_mlp_int8.c", "c", True)]
+    bench = runner.invoke(
+        app, ["bench", "--bundle", str(out), "--seconds", "0.05", "--batch-sizes", "1", "--json"]
+    )
+    assert bench.exit_code == 0, bench.output
+    assert [(b["file"], b["backend"]) for b in json.loads(bench.output)] == [("digit_mlp_int8.c", "c")]

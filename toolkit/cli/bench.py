@@ -41,6 +41,7 @@ def bench(
 
     from digitkit.runtime.errors import InputError
     from digitkit.runtime.quiet import quiet_output
+    from digitkit.runtime.validate import FORMAT_BY_SUFFIX
     from digitkit.toolkit.benchmark import bench_model
     from digitkit.toolkit.verification import backends_to_run
 
@@ -56,7 +57,7 @@ def bench(
             raise InputError("Nothing to measure", "Pass --model PATH or --bundle DIR")
         results = []
         for path in paths:
-            fmt = "onnx" if path.suffix.lower() == ".onnx" else "tflite"
+            fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower(), "tflite")  # .c is the C export's
             names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
             for name in names:
                 with quiet_output():
