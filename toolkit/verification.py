@@ -91,6 +91,7 @@ class ParityResult:
     ms_per_image: float = float("nan")
     failures: list[GateFailure] = field(default_factory=list)
     predictions: Optional[np.ndarray] = field(default=None, repr=False)
+    probabilities: Optional[np.ndarray] = field(default=None, repr=False)  # kept for the report
 
     @property
     def passed(self) -> bool:
@@ -99,6 +100,7 @@ class ParityResult:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("predictions")
+        data.pop("probabilities")
         data["passed"] = self.passed
         data["failures"] = [asdict(f) for f in self.failures]
         return data
@@ -146,7 +148,7 @@ def run_parity(
         )
         return result
     predictions = probabilities.argmax(axis=1)
-    result.predictions = predictions
+    result.predictions, result.probabilities = predictions, probabilities
     result.accuracy = float((predictions == y_test).mean())
     result.drop_pp = 100.0 * (data.reference_accuracy - result.accuracy)
     result.agreement = float((predictions == data.reference_predictions).mean())

@@ -1,4 +1,5 @@
-"""The training progress bar: rich on a terminal, one line per epoch in logs."""
+"""Progress: the training bar (rich on a terminal, one line per epoch in logs) and a one-line step
+counter for short jobs (on a terminal only: a log gets the result, not the steps)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ class EpochBar:
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class StepLine:
+    """``update(done, total, what)`` rewrites one status line on a terminal's stderr; cleared at the end."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.shown = sys.stderr.isatty()
+
+    def __enter__(self) -> StepLine:
+        return self
+
+    def update(self, done: int, total: int, what: str) -> None:
+        if self.shown:
+            sys.stderr.write(f"\r\x1b[K{self.label}: {done}/{total} {what}")
+            sys.stderr.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()

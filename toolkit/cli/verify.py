@@ -42,7 +42,8 @@ def verify(
         Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")
     ] = None,
     report: Annotated[
-        Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this directory.")
+        Optional[Path],
+        typer.Option("--report", help="Write an HTML report (index.html) and summary.md to this directory."),
     ] = None,
     data_dir: Annotated[
         Optional[Path], typer.Option(help="Directory with the MNIST test files [env: DIGITKIT_DATA].")
@@ -56,7 +57,7 @@ def verify(
     import sys
 
     from digitkit.runtime.errors import GateError
-    from digitkit.runtime.files import check_output_file, ensure_writable_dir, write_json_atomic
+    from digitkit.runtime.files import check_output_file, write_json_atomic
     from digitkit.runtime.manifest import read_manifest
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.data import load_mnist_test
@@ -68,10 +69,9 @@ def verify(
     if json_path is not None and not to_stdout:
         check_output_file(json_path, "--json")
     if report is not None:
-        from digitkit.toolkit.report import require_plotting
+        from digitkit.toolkit.report import check_report_dir
 
-        require_plotting()
-        ensure_writable_dir(report.parent if str(report.parent) else Path("."), "report", "--report")
+        check_report_dir(report)
     with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
         if bundle is not None:
             from digitkit.toolkit.bundling import open_bundle
@@ -82,6 +82,13 @@ def verify(
         x_test, y_test = load_mnist_test(data_dir)
         with quiet_output():  # LiteRT's XNNPACK start-up notice
             results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
+        if report is not None:  # inside: a bundle's reference probabilities are read from its unpacking
+            from digitkit.toolkit.report import write_report
+
+            from .progress import StepLine
+
+            with StepLine("report") as line:
+                page = write_report(report, manifest, results, x_test, y_test, gates, progress=line.update)
     summary = summary_json(manifest, results, gates)
     if to_stdout:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -90,10 +97,8 @@ def verify(
         if json_path is not None:
             write_json_atomic(json_path, summary)
             echo(f"JSON: {json_path}")
-    if report is not None:
-        from digitkit.toolkit.report import write_report
-
-        echo(f"Report: {write_report(report, manifest, results, x_test, y_test)}")
+    if report is not None and not to_stdout:
+        echo(f"Report: {page}")
     if not summary["passed"]:
         failed = [r for r in results if not r.passed]
         raise GateError(
