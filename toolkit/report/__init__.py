@@ -49,7 +49,7 @@ def write_report(
     target = check_report_dir(Path(directory))
     tell = progress or (lambda done, total, what: None)
     files = list(dict.fromkeys(r.file for r in results))
-    total, done = len(files) + 3, 0
+    total, done = len(files) + 4, 0
 
     def step(what: str) -> None:
         nonlocal done
@@ -63,6 +63,7 @@ def write_report(
     page = render_page(report, images, SUMMARY)
     summary = render_summary(report, PAGE)
     step("writing")
-    publish_directory({PAGE: page.encode("utf-8"), SUMMARY: summary.encode("utf-8")}, target)
+    contents = {PAGE: page.encode("utf-8"), SUMMARY: summary.encode("utf-8")}
+    publish_directory(contents, target, staged=lambda: step("renaming into place"))
     tell(total, total, "done")
     return target / PAGE

@@ -23,7 +23,7 @@ def reference_table(matrix: np.ndarray) -> str:
             style = f" style='background:rgba(37,99,235,{shade:.2f})'" if count else ""
             cells.append(f"<td{ink}{style}>{count if count else ''}</td>")
         rows.append(f"<tr><th>{true}</th>{''.join(cells)}</tr>")
-    return f"<table class='cm'>{HEADER}{''.join(rows)}</table>"
+    return f"<div class='scroll'><table class='cm'>{HEADER}{''.join(rows)}</table></div>"
 
 
 def difference_table(delta: np.ndarray) -> str:
@@ -40,4 +40,4 @@ def difference_table(delta: np.ndarray) -> str:
             better = change > 0 if true == predicted else change < 0
             cells.append(f"<td class='{'better' if better else 'worse'}'>{change:+d}</td>")
         rows.append(f"<tr><th>{true}</th>{''.join(cells)}</tr>")
-    return f"<table class='cm delta'>{HEADER}{''.join(rows)}</table>"
+    return f"<div class='scroll'><table class='cm delta'>{HEADER}{''.join(rows)}</table></div>"

@@ -48,7 +48,7 @@ tr.fail,tr.fail td{background:var(--fail-bg)}td.bad{color:var(--fail);font-weigh
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}
 .why{display:block;color:var(--fail);font-size:.85rem;white-space:normal}
 .gallery{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0}
-figure.digit{margin:0;width:168px;border:1px solid var(--line);border-radius:6px;padding:5px;font-size:.8rem;
+figure.digit{margin:0;min-width:150px;border:1px solid var(--line);border-radius:6px;padding:5px;font-size:.8rem;
 background:#fff;display:flex;gap:6px;align-items:center}
 figure.digit img{width:56px;height:56px;image-rendering:pixelated;flex:none}
 figure.digit figcaption{line-height:1.35;white-space:nowrap}figure.digit .n{color:var(--muted)}
@@ -60,7 +60,7 @@ table.cm td.ink{color:#fff}table.cm td.better{background:var(--better)}table.cm 
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{width:100%;max-width:420px;height:auto;font-size:11px}
 svg.chart .grid{stroke:#e5e7eb}svg.chart .axis{stroke:#6b7280}svg.chart .chart-title{font-weight:700;font-size:13px}
 svg.chart text{fill:#374151}
-.pair{margin:4px 0}.muted{color:var(--muted)}
+.pair{margin:4px 0}.muted{color:var(--muted)}.scroll{overflow-x:auto;max-width:100%}
 .artifact{border-left:4px solid var(--pass);padding-left:12px;margin-top:18px}
 .artifact.fail{border-left-color:var(--fail)}
 table.small{border-collapse:collapse;font-variant-numeric:tabular-nums}
@@ -68,7 +68,9 @@ table.small td,table.small th{padding:2px 10px;border-bottom:1px solid var(--lin
 details{margin:6px 0}summary{cursor:pointer;color:#0969da}
 footer{margin:32px 0 8px;color:var(--muted);font-size:.85rem}
 @media (max-width:760px){
- main{padding:10px}.verdict .word{font-size:2rem}
+ main{padding:10px}.verdict .word{font-size:2rem}.artifact{padding-left:8px}
+ table.cm{font-size:.7rem}table.cm th,table.cm td{width:auto;min-width:2.2em;height:1.8em}table.cm th.corner{width:auto}
+ table.small td,table.small th{padding:2px 5px;font-size:.85rem}
  table.results thead{display:none}
  table.results,table.results tbody{display:block;width:100%}
  table.results tr{display:grid;grid-template-columns:1fr 1fr;column-gap:14px;border:1px solid var(--line);
@@ -222,7 +224,7 @@ def training_html(report: Report) -> str:
     keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last]
     names = {"loss": "loss", "accuracy": "accuracy", "val_loss": "test loss", "val_accuracy": "test accuracy"}
     table = (
-        "<table class='small'><tr><th>epoch</th>"
+        "<div class='scroll'><table class='small'><tr><th>epoch</th>"
         + "".join(f"<th>{names[k]}</th>" for k in keys)
         + "</tr>"
         + "".join(
@@ -231,7 +233,7 @@ def training_html(report: Report) -> str:
             + "</tr>"
             for i, e in enumerate(epochs[-5:] if len(epochs) > 5 else epochs)
         )
-        + "</table>"
+        + "</table></div>"
     )
     config = training.config
     recipe = ", ".join(f"{k} {v}" for k, v in config.items() if k in ("epochs", "batch_size", "optimizer", "seed"))

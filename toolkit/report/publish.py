@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from digitkit.runtime.errors import InputError
 from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir
@@ -44,8 +44,11 @@ def _umask() -> int:
     return mask
 
 
-def publish_directory(contents: Mapping[str, bytes], target: Path) -> None:
-    """Write ``contents`` (file name -> bytes) as the directory ``target``, replacing an earlier one."""
+def publish_directory(
+    contents: Mapping[str, bytes], target: Path, staged: Callable[[], None] = lambda: None
+) -> None:
+    """Write ``contents`` (file name -> bytes) as the directory ``target``, replacing an earlier one.
+    ``staged`` is called when every file is written and before the rename (progress; tests interrupt there)."""
     target = Path(target)
     staging = new_staging_dir(target.parent)
     previous = None
@@ -56,6 +59,7 @@ def publish_directory(contents: Mapping[str, bytes], target: Path) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(staging, 0o777 & ~_umask())
+        staged()
         if target.exists():
             previous = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-old-", dir=target.parent))
             os.replace(target, previous)
