@@ -101,7 +101,11 @@ def test_passing_report_says_pass_with_gates_host_and_manifest(passing, mnist_te
     page = page_path.read_text()
     assert verdict_text(page).split()[0] == "pass"
     assert "PASS" in verdict_text(page) and "8 of 8 artifact/backend pairs pass" in verdict_text(page)
-    for gate in ("accuracy ≥ 95.00%", "at most 0.50 pp below the Keras model", "agreement with the Keras model ≥ 99.00%"):
+    for gate in (
+        "accuracy ≥ 95.00%",
+        "at most 0.50 pp below the Keras model",
+        "agreement with the Keras model ≥ 99.00%",
+    ):
         assert gate in page
     import platform
 
@@ -119,9 +123,7 @@ def test_passing_report_says_pass_with_gates_host_and_manifest(passing, mnist_te
     assert summary.count("| PASS |") == 8
 
 
-def test_sabotaged_report_shows_the_failed_gates_first_and_the_disagreements(
-    sabotaged, mnist_test, tmp_path
-):
+def test_sabotaged_report_shows_the_failed_gates_first_and_the_disagreements(sabotaged, mnist_test, tmp_path):
     manifest, results = sabotaged
     page = render(sabotaged, mnist_test, tmp_path / "report").read_text()
     verdict = verdict_text(page)
@@ -143,9 +145,12 @@ def test_sabotaged_report_shows_the_failed_gates_first_and_the_disagreements(
     assert len(cards) == 60
     reference = manifest.reference_predictions()
     probabilities = manifest.reference_probabilities()
-    x_test, y_test = mnist_test
+    y_test = mnist_test[1]
     index, keras, answer = (
-        int(v) for v in re.search(r"#(\d+)</span>.*?Keras <span[^>]*>(\d)\b.*?int8 <span[^>]*>(\d)", cards[0], re.S).groups()
+        int(v)
+        for v in re.search(
+            r"#(\d+)</span>.*?Keras <span[^>]*>(\d)\b.*?int8 <span[^>]*>(\d)", cards[0], re.S
+        ).groups()
     )
     row = next(r for r in results if r.file == SABOTAGED[0])
     assert keras == reference[index] == y_test[index] and answer == row.predictions[index] != keras
@@ -185,12 +190,13 @@ def test_reports_are_self_contained(passing, sabotaged, mnist_test, tmp_path):
 @pytest.mark.skipif(bool(unavailable()), reason=unavailable() or "")
 def test_reports_in_headless_chromium(passing, sabotaged, mnist_test, tmp_path, figures):
     """Both pages load without a console error, the verdict is coloured, and a phone-wide window
-    needs no sideways scrolling. DIGITKIT_REPORT_SCREENSHOTS=DIR keeps the laptop screenshots."""
+    needs no sideways scrolling. DIGITKIT_REPORT_SCREENSHOTS=DIR keeps the laptop's first screen
+    (docs/report-pass.png and docs/report-fail.png come from there)."""
     keep = os.environ.get("DIGITKIT_REPORT_SCREENSHOTS")
     colours = {"pass": (19, 115, 51), "fail": (179, 38, 30)}
     for name, verified in (("pass", passing), ("fail", sabotaged)):
         page = render(verified, mnist_test, tmp_path / name)
-        for width, height in ((1280, 900), (390, 844)):  # a laptop, a phone
+        for width, height in ((1280, 1000), (390, 844)):  # a laptop, a phone
             with chromium(width, height, mobile=width < 500) as driver:
                 driver.get(page.as_uri())
                 assert console_errors(driver) == []
@@ -203,11 +209,11 @@ def test_reports_in_headless_chromium(passing, sabotaged, mnist_test, tmp_path, 
                     "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
                 )
                 assert scroll <= client, f"{name} at {width} px scrolls sideways ({scroll} > {client})"
+                if keep and width > 500:  # what a reader sees first, for the README
+                    screenshot(driver, Path(keep) / f"report-{name}.png", full_page=False)
                 shot = screenshot(driver, tmp_path / f"report-{name}-{width}.png", full_page=width > 500)
                 assert shot.stat().st_size > 10_000
                 assert console_errors(driver) == []
-                if keep and width == 1280:
-                    (Path(keep) / f"report-{name}.png").write_bytes(shot.read_bytes())
         figures.append(f"report: {name} page screenshots in {tmp_path}")
 
 

@@ -41,7 +41,7 @@ def write_report(
     results: list[ParityResult],
     images: np.ndarray,
     labels: np.ndarray,
-    gates: Gates = Gates(),
+    gates: Gates,
     progress: Optional[Progress] = None,
     now: Optional[datetime.datetime] = None,
 ) -> Path:

@@ -45,12 +45,6 @@ class Disagreement:
     answer: int
     answer_probability: float
 
-    @property
-    def kind(self) -> str:
-        if self.keras == self.label:
-            return "worse"  # Keras right, the artifact wrong: what a reviewer looks at first
-        return "better" if self.answer == self.label else "both wrong"
-
 
 @dataclass
 class Answers:
@@ -146,31 +140,40 @@ def host_of(results: list[ParityResult]) -> Host:
     return Host(platform.machine(), system, platform.python_version(), versions)
 
 
+KINDS = ("worse", "better", "both wrong")  # Disagreement.kind, in the order they are shown
+
+
 def disagreements(
-    data: ParityData, predictions: np.ndarray, probabilities: Optional[np.ndarray]
+    data: ParityData, predictions: np.ndarray, probabilities: Optional[np.ndarray], limit: int
 ) -> tuple[list[Disagreement], dict[str, int]]:
-    """Every disagreement, worst first (Keras right and the artifact wrong, most confident Keras
-    first), and how many of each kind."""
-    indices = np.flatnonzero(predictions != data.reference_predictions)
-    found = []
-    for i in indices.tolist():
-        keras, answer = int(data.reference_predictions[i]), int(predictions[i])
-        found.append(
-            Disagreement(
-                i,
-                int(data.labels[i]),
-                keras,
-                None
-                if data.reference_probabilities is None
-                else float(data.reference_probabilities[i, keras]),
-                answer,
-                float("nan") if probabilities is None else float(probabilities[i, answer]),
-            )
+    """The ``limit`` worst disagreements (Keras right and the artifact wrong first, the most confident
+    Keras answers first among them), and how many of each kind there are in all."""
+    reference, labels = data.reference_predictions, data.labels
+    indices = np.flatnonzero(predictions != reference)
+    keras_right = reference[indices] == labels[indices]
+    answer_right = predictions[indices] == labels[indices]
+    kind = np.where(keras_right, 0, np.where(answer_right, 1, 2))
+    keras_probability = (
+        np.zeros(len(indices))
+        if data.reference_probabilities is None
+        else data.reference_probabilities[indices, reference[indices]]
+    )
+    order = indices[np.lexsort((indices, -keras_probability, kind))][:limit]
+    shown = [
+        Disagreement(
+            int(i),
+            int(labels[i]),
+            int(reference[i]),
+            None
+            if data.reference_probabilities is None
+            else float(data.reference_probabilities[i, reference[i]]),
+            int(predictions[i]),
+            float("nan") if probabilities is None else float(probabilities[i, predictions[i]]),
         )
-    order = {"worse": 0, "better": 1, "both wrong": 2}
-    found.sort(key=lambda d: (order[d.kind], -(d.keras_probability or 0.0), d.index))
-    counts = {kind: sum(d.kind == kind for d in found) for kind in order}
-    return found, counts
+        for i in order.tolist()
+    ]
+    counts = {name: int((kind == k).sum()) for k, name in enumerate(KINDS)}
+    return shown, counts
 
 
 def artifact_section(
@@ -182,27 +185,20 @@ def artifact_section(
     section = ArtifactSection(
         first.file, first.format, first.mode, entry.size_bytes if entry else None, results
     )
+    seen: list[tuple[np.ndarray, Answers]] = []  # each distinct set of top-1 answers, once
     for result in results:
-        if result.predictions is None:
+        predictions = result.predictions
+        if predictions is None:  # failed to load: its row says why
             continue
-        same = next(
-            (
-                a
-                for a in section.answers
-                if np.array_equal(
-                    next(r for r in results if r.backend == a.backends[0]).predictions, result.predictions
-                )
-            ),
-            None,
-        )
+        same = next((answers for earlier, answers in seen if np.array_equal(earlier, predictions)), None)
         if same is not None:
             same.backends.append(result.backend)
             continue
-        found, counts = disagreements(data, result.predictions, result.probabilities)
-        delta = confusion_matrix(data.labels, result.predictions) - reference_confusion
-        section.answers.append(
-            Answers([result.backend], len(found), counts, found[:SHOWN_DISAGREEMENTS], delta)
-        )
+        shown, counts = disagreements(data, predictions, result.probabilities, SHOWN_DISAGREEMENTS)
+        delta = confusion_matrix(data.labels, predictions) - reference_confusion
+        answers = Answers([result.backend], sum(counts.values()), counts, shown, delta)
+        seen.append((predictions, answers))
+        section.answers.append(answers)
     return section
 
 

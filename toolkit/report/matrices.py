@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-HEADER = "<tr><th class='corner'>true \\ predicted</th>" + "".join(f"<th>{d}</th>" for d in range(10)) + "</tr>"
+HEADER = (
+    "<tr><th class='corner'>true \\ predicted</th>" + "".join(f"<th>{d}</th>" for d in range(10)) + "</tr>"
+)
 
 
 def reference_table(matrix: np.ndarray) -> str:

@@ -113,10 +113,15 @@ def verdict(report: Report) -> str:
 def facts(report: Report) -> str:
     manifest, host = report.manifest, report.host
     versions = ", ".join(f"{esc(name)} {esc(version)}" for name, version in host.versions.items())
-    exported = f"{esc(manifest.created)}" + (f" on {esc(manifest.host.machine)}" if manifest.host.machine else "")
+    exported = f"{esc(manifest.created)}" + (
+        f" on {esc(manifest.host.machine)}" if manifest.host.machine else ""
+    )
     items = [
         ("Gates", "; ".join(esc(g) for g in gates_text(report.gates, report.reference_accuracy))),
-        ("Verified", f"{esc(report.verified_at)} on {esc(host.machine)} ({esc(host.system)}), Python {esc(host.python)}"),
+        (
+            "Verified",
+            f"{esc(report.verified_at)} on {esc(host.machine)} ({esc(host.system)}), Python {esc(host.python)}",
+        ),
         ("Versions", versions),
         ("Manifest", f"<code>{esc(manifest.name)}</code>, exported {exported}"),
         (
@@ -141,7 +146,9 @@ def results_table(report: Report) -> str:
                 text = f"<a href='#{pair_id(result)}'>{text}</a>"
                 if result.failures:
                     text += f"<span class='why'>{esc('; '.join(f.message for f in result.failures))}</span>"
-            classes = " ".join(c for c in ("file" if column == "artifact" else "", "bad" if column in bad else "") if c)
+            classes = " ".join(
+                c for c in ("file" if column == "artifact" else "", "bad" if column in bad else "") if c
+            )
             klass = f" class='{classes}'" if classes else ""
             tds.append(f"<td data-label='{esc(column)}'{klass}>{text}</td>")
         rows.append(f"<tr class='{'pass' if result.passed else 'fail'}'>{''.join(tds)}</tr>")
@@ -205,8 +212,14 @@ def artifact_html(section: ArtifactSection, images: object) -> str:
     for r in section.results:
         cells = row_cells(r, section.size_bytes)
         said = f"{cells['accuracy']} accurate, {cells['agreement']} agreement with Keras"
-        failures = f"<br><span class='wrong'>{esc('; '.join(f.message for f in r.failures))}</span>" if r.failures else ""
-        pairs.append(f"<div class='pair' id='{pair_id(r)}'>{badge(r.passed)} <b>{esc(r.backend)}</b>: {said}{failures}</div>")
+        failures = (
+            f"<br><span class='wrong'>{esc('; '.join(f.message for f in r.failures))}</span>"
+            if r.failures
+            else ""
+        )
+        pairs.append(
+            f"<div class='pair' id='{pair_id(r)}'>{badge(r.passed)} <b>{esc(r.backend)}</b>: {said}{failures}</div>"
+        )
     blocks = "".join(answers_block(section, a, images) for a in section.answers)
     return (
         f"<section class='artifact {'pass' if section.passed else 'fail'}' id='{section.id}'>"
@@ -236,8 +249,14 @@ def training_html(report: Report) -> str:
         + "</table></div>"
     )
     config = training.config
-    recipe = ", ".join(f"{k} {v}" for k, v in config.items() if k in ("epochs", "batch_size", "optimizer", "seed"))
-    lead = f"<p>{len(epochs)} epoch{'s' if len(epochs) != 1 else ''}" + (f" ({esc(recipe)})" if recipe else "") + ".</p>"
+    recipe = ", ".join(
+        f"{k} {v}" for k, v in config.items() if k in ("epochs", "batch_size", "optimizer", "seed")
+    )
+    lead = (
+        f"<p>{len(epochs)} epoch{'s' if len(epochs) != 1 else ''}"
+        + (f" ({esc(recipe)})" if recipe else "")
+        + ".</p>"
+    )
     if len(epochs) < 2:  # one point is no curve
         return lead + table
     caption = "<p class='muted'>Last epochs:</p>" if len(epochs) > 5 else ""
