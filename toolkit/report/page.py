@@ -11,6 +11,8 @@ import html
 import math
 from typing import Optional
 
+import numpy as np
+
 from .cells import COLUMNS, failed_columns, gates_text, row_cells, size_text
 from .charts import training_charts
 from .content import Answers, ArtifactSection, Disagreement, Report, pair_id
@@ -100,7 +102,7 @@ def verdict(report: Report) -> str:
         for r in failed[:5]
     )
     more = f"<li>and {len(failed) - 5} more below</li>" if len(failed) > 5 else ""
-    said = "failed a parity gate" if len(failed) != 1 else "fails a parity gate"
+    said = "fail a parity gate" if len(failed) != 1 else "fails a parity gate"
     return (
         f"<section class='verdict {report.verdict.lower()}' id='verdict'>"
         f"<div class='word'>{report.verdict}</div>"
@@ -159,8 +161,8 @@ def probability(value: Optional[float]) -> str:
     return "" if value is None or math.isnan(value) else f" ({value:.2f})"
 
 
-def digit_card(d: Disagreement, images: object, name: str) -> str:
-    uri = data_uri(images[d.index])  # type: ignore[index]
+def digit_card(d: Disagreement, images: np.ndarray, name: str) -> str:
+    uri = data_uri(images[d.index])
     keras_class = "right" if d.keras == d.label else "wrong"
     answer_class = "right" if d.answer == d.label else "wrong"
     return (
@@ -172,7 +174,7 @@ def digit_card(d: Disagreement, images: object, name: str) -> str:
     )
 
 
-def answers_block(section: ArtifactSection, answers: Answers, images: object) -> str:
+def answers_block(section: ArtifactSection, answers: Answers, images: np.ndarray) -> str:
     on = " and ".join(esc(b) for b in answers.backends)
     if answers.total == 0:
         return (
@@ -207,7 +209,7 @@ def answers_block(section: ArtifactSection, answers: Answers, images: object) ->
     return summary + visible + hidden + matrix
 
 
-def artifact_html(section: ArtifactSection, images: object) -> str:
+def artifact_html(section: ArtifactSection, images: np.ndarray) -> str:
     pairs = []
     for r in section.results:
         cells = row_cells(r, section.size_bytes)
@@ -258,12 +260,12 @@ def training_html(report: Report) -> str:
         + ".</p>"
     )
     if len(epochs) < 2:  # one point is no curve
-        return lead + table
+        return lead + table + "<p class='muted'>Curves are drawn from two epochs on.</p>"
     caption = "<p class='muted'>Last epochs:</p>" if len(epochs) > 5 else ""
     return lead + f"<div class='charts'>{training_charts(epochs)}</div>" + caption + table
 
 
-def render_page(report: Report, images: object, summary_name: str) -> str:
+def render_page(report: Report, images: np.ndarray, summary_name: str) -> str:
     toc = " ".join(
         f"<a href='#{s.id}'>{esc(s.file)}{'' if s.passed else ' (FAIL)'}</a>" for s in report.sections
     )
