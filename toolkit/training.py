@@ -23,6 +23,7 @@ from digitkit.runtime.files import atomic_path, ensure_writable_dir, write_json_
 
 from .augment import AugmentConfig, epoch_images
 from .data import data_checksums, load_mnist
+from .ood import ood_set
 
 MODEL_NAME = "model.keras"
 RECORD_NAME = "training.json"
@@ -235,6 +236,8 @@ def train(
             )
     duration = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(x_test_f, y_test_1h, batch_size=1000, verbose=0)
+    ood_images, ood_labels = ood_set(x_test, y_test)
+    ood_predictions = model.predict(prepare(ood_images), batch_size=1000, verbose=0).argmax(axis=1)
 
     model_path = out_dir / MODEL_NAME
     with atomic_path(model_path) as tmp:
@@ -249,6 +252,7 @@ def train(
         "epochs": epochs,
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
+        "ood_accuracy": float((ood_predictions == ood_labels).mean()),
         "train_seconds": round(duration, 3),
         "model_file": MODEL_NAME,
         "model_sha256": sha256_file(model_path),
