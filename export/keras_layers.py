@@ -13,7 +13,7 @@ import functools
 from typing import Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def custom_objects() -> dict[str, Any]:
     """For keras.saving.load_model: the classes by their registered names."""
     import keras

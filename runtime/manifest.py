@@ -343,7 +343,9 @@ class TrainingSummary:
         augment = r._get("augment", (dict,), False)
         parameters = r._get("parameters", (int,), False)
         ood = r._get("ood_accuracy", (int, float), False)
-        return cls(r.mapping("config", False), tuple(epochs), accuracy, seconds, recipe, augment, parameters, ood)
+        return cls(
+            r.mapping("config", False), tuple(epochs), accuracy, seconds, recipe, augment, parameters, ood
+        )
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TrainingSummary:

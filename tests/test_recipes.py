@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import mnist_png_dir
 
 from digitkit.runtime import load
-from helpers import mnist_png_dir
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,9 @@ def test_predict_and_info_on_the_cnn(cnn_export_dir, mnist_test, tmp_path):
     runner = CliRunner()
     model = tflite(cnn_export_dir, "int8_pixels")
     for backend in ("litert", "numpy"):
-        result = runner.invoke(app, ["predict", *map(str, paths), "--model", str(model), "--backend", backend])
+        result = runner.invoke(
+            app, ["predict", *map(str, paths), "--model", str(model), "--backend", backend]
+        )
         assert result.exit_code == 0, result.output
         digits = [int(d) for d in re.findall(r"digit (\d)", result.output)]
         assert digits == list(labels[:3]), result.output
@@ -158,7 +160,7 @@ def test_augmentation_is_deterministic_per_seed_and_epoch(mnist):
     images = mnist[0][0][:500]
     first = epoch_images(images, 0, 0, AugmentConfig())
     assert first.shape == (500, 784) and first.dtype == np.float32
-    assert 0.0 <= first.min() and first.max() <= 1.0
+    assert first.min() >= 0.0 and first.max() <= 1.0
     assert np.array_equal(first, epoch_images(images, 0, 0, AugmentConfig()))
     for other in (epoch_images(images, 0, 1, AugmentConfig()), epoch_images(images, 1, 0, AugmentConfig())):
         assert not np.array_equal(first, other)
@@ -182,7 +184,9 @@ def test_the_mlp_recipe_is_the_seed_recipe():
 
     assert recipe_defaults() == TrainConfig()
     assert recipe_defaults("mlp", augment=True).augment is not None
-    assert recipe_defaults("cnn").augment is not None and recipe_defaults("cnn", augment=False).augment is None
+    assert (
+        recipe_defaults("cnn").augment is not None and recipe_defaults("cnn", augment=False).augment is None
+    )
 
 
 def test_an_unknown_recipe_is_one_line_exit_2(tmp_path):

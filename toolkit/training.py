@@ -53,7 +53,9 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.recipe not in RECIPES:
-            raise InputError(f"--recipe {self.recipe!r} is not a recipe", f"Pass one of: {', '.join(RECIPES)}")
+            raise InputError(
+                f"--recipe {self.recipe!r} is not a recipe", f"Pass one of: {', '.join(RECIPES)}"
+            )
         if self.epochs < 1:
             raise InputError(
                 f"--epochs must be at least 1, got {self.epochs}", "Pass --epochs 4 for the seed recipe"
@@ -66,7 +68,9 @@ class TrainConfig:
         if self.seed < 0:
             raise InputError(f"--seed must be 0 or more, got {self.seed}", "Pass a non-negative integer")
         if self.train_subset < 0:
-            raise InputError(f"The training subset must be 0 or more, got {self.train_subset}", "Pass 0 for all")
+            raise InputError(
+                f"The training subset must be 0 or more, got {self.train_subset}", "Pass 0 for all"
+            )
 
     def to_json(self) -> dict:
         record = asdict(self)

@@ -173,18 +173,18 @@ class _Planner:
         if len(x.shape) != 4 or len(y.shape) != 4 or min(stride + dil + kernel) < 1:
             raise nk.unsupported(f"{op.name} from {list(x.shape)} to {list(y.shape)} is not run")
         h, w = x.shape[1:3]
-        out = tuple(
-            (size - (k - 1) * d - 1) // s + 1 for size, k, d, s in zip((h, w), kernel, dil, stride)
-        )
+        out = tuple((size - (k - 1) * d - 1) // s + 1 for size, k, d, s in zip((h, w), kernel, dil, stride))
         if int(options.scalar(padding, "b")) != VALID or out != y.shape[1:3]:
             raise nk.unsupported(
                 f"{op.name} with SAME padding (or {list(x.shape)} to {list(y.shape)}) is not run by the numpy backend"
             )
-        return nk.Window(kernel, stride, dil, x.shape[1:], y.shape[1:])  # type: ignore[arg-type]
+        return nk.Window(kernel, stride, dil, x.shape[1:], y.shape[1:])
 
     def _conv(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
         if len(op.inputs) < 2 or op.inputs[1] not in self.consts:
-            raise nk.unsupported("A CONV_2D has filters computed at run time, which the numpy backend does not run")
+            raise nk.unsupported(
+                "A CONV_2D has filters computed at run time, which the numpy backend does not run"
+            )
         w_tensor = self.graph.tensors[op.inputs[1]]
         w = self.consts[w_tensor.index]
         if w.ndim != 4 or len(x.shape) != 4 or w.shape[3] != x.shape[3] or y.shape[3:] != w.shape[:1]:

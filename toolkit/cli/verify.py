@@ -123,7 +123,18 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
             ]
         )
     print_table(
-        ["", "artifact", "backend", "accuracy", "ood acc", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows
+        [
+            "",
+            "artifact",
+            "backend",
+            "accuracy",
+            "ood acc",
+            "vs keras pp",
+            "agreement",
+            "max |Δp|",
+            "µs/image",
+        ],
+        rows,
     )
     echo(
         "ood acc: the out-of-distribution set (MNIST test digits rotated, resized, off-centre, "
