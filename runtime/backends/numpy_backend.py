@@ -171,7 +171,9 @@ class _Planner:
             else (1, 1)
         )
         if len(x.shape) != 4 or len(y.shape) != 4 or min(stride + dil + kernel) < 1:
-            raise nk.unsupported(f"{op.name} from {list(x.shape)} to {list(y.shape)} is not run")
+            raise nk.unsupported(
+                f"{op.name} from {list(x.shape)} to {list(y.shape)}, which the numpy backend does not run"
+            )
         h, w = x.shape[1:3]
         out = tuple((size - (k - 1) * d - 1) // s + 1 for size, k, d, s in zip((h, w), kernel, dil, stride))
         if int(options.scalar(padding, "b")) != VALID or out != y.shape[1:3]:
@@ -188,7 +190,9 @@ class _Planner:
         w_tensor = self.graph.tensors[op.inputs[1]]
         w = self.consts[w_tensor.index]
         if w.ndim != 4 or len(x.shape) != 4 or w.shape[3] != x.shape[3] or y.shape[3:] != w.shape[:1]:
-            raise nk.unsupported(f"CONV_2D from {list(x.shape)} with filter {list(w.shape)} is not run")
+            raise nk.unsupported(
+                f"CONV_2D from {list(x.shape)} with filter {list(w.shape)}, which the numpy backend does not run"
+            )
         window = self._window(op, x, y, (int(w.shape[1]), int(w.shape[2])), (0, 1, 2, 4))
         options = self._options(op)
         activation = int(options.scalar(3, "b")) if options is not None else 0
@@ -231,7 +235,9 @@ class _Planner:
         window = self._window(op, x, y, kernel, (0, 1, 2, -1))
         activation = int(options.scalar(5, "b"))
         if x.shape[3] != y.shape[3] or x.dtype != y.dtype:
-            raise nk.unsupported(f"MAX_POOL_2D from {list(x.shape)} to {list(y.shape)} is not run")
+            raise nk.unsupported(
+                f"MAX_POOL_2D from {list(x.shape)} to {list(y.shape)}, which the numpy backend does not run"
+            )
         if x.dtype == np.float32:
             return nk.MaxPool2D(window, *nk.activation_range(activation))
         if x.dtype == np.int8:
