@@ -197,3 +197,31 @@ def test_an_unknown_recipe_is_one_line_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["train", "--recipe", "rnn", "--out", str(tmp_path / "t")])
     assert result.exit_code == 2 and "--recipe 'rnn' is not a recipe" in result.output, result.output
     assert not (tmp_path / "t").exists()
+
+
+def test_the_augmented_mlp_through_the_cli(tmp_path):
+    """train --recipe mlp --augment (1 epoch), export --int8 (TFLite), verify and info, as a user runs them."""
+    from typer.testing import CliRunner
+
+    from digitkit.toolkit.cli import app
+
+    runner = CliRunner()
+    train_dir, export_dir = tmp_path / "train", tmp_path / "export"
+    trained = runner.invoke(
+        app, ["train", "--recipe", "mlp", "--augment", "--epochs", "1", "--out", str(train_dir)]
+    )
+    assert trained.exit_code == 0 and "Trained mlp (augmented) 1 epochs" in trained.output, trained.output
+    record = json.loads((train_dir / "training.json").read_text())
+    assert record["recipe"] == "mlp" and record["augment"] is not None and record["parameters"] == 669_706
+    exported = runner.invoke(
+        app,
+        ["export", "--model", str(train_dir / "model.keras"), "--out", str(export_dir), "--int8"]
+        + ["--format", "tflite"],
+    )
+    assert exported.exit_code == 0, exported.output
+    verified = runner.invoke(
+        app, ["verify", str(export_dir), "--backend", "litert", "--artifact", "digit_mlp_int8.tflite"]
+    )
+    assert verified.exit_code == 0 and "PASS: 1 of 1" in verified.output, verified.output
+    described = runner.invoke(app, ["info", str(export_dir / "digit_mlp_int8.tflite")])
+    assert "recipe:        mlp, augmented" in described.output, described.output
