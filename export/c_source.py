@@ -48,6 +48,7 @@ from .context import ExportContext
 from .manifest import ConverterInfo
 
 FULLY_CONNECTED, SOFTMAX = 9, 25
+CONV_2D, MAX_POOL_2D = 3, 17
 ROUNDINGS = {
     "litert": "LiteRT's default x86 path (XNNPACK): float32 requantization, half to even; float table softmax",
     "tflite-micro": "TensorFlow Lite Micro: fixed-point multiplier and shift (double rounding); fixed-point softmax",
@@ -107,6 +108,12 @@ def read_network(model: bytes, rounding: str = "litert") -> Network:
     if rounding not in ROUNDINGS:
         raise InputError(f"Unknown C rounding {rounding!r}", f"Use one of: {', '.join(ROUNDINGS)}")
     graph = parse(model)
+    convolutional = sorted({op.name for op in graph.operators if op.code in (CONV_2D, MAX_POOL_2D)})
+    if convolutional:
+        raise InputError(
+            f"The model is a CNN ({', '.join(convolutional)}), which the C generator does not support yet",
+            "Drop --c for the cnn recipe: its TFLite and ONNX files run everywhere else",
+        )
     for op in graph.operators:  # the op first: the most useful thing to name
         if op.code not in (FULLY_CONNECTED, SOFTMAX):
             raise unsupported(f"The model uses {op.name}, which the C generator does not support")

@@ -19,6 +19,7 @@ from digitkit.runtime.quiet import quiet_output
 from .calibration import CalibrationSet
 from .context import ExportContext
 from .formats import ExportTarget
+from .keras_layers import custom_objects
 from .manifest import REFERENCE_PROBABILITIES, ConverterInfo, Reference, artifact_entry, build_manifest
 from .tf_env import import_tensorflow
 
@@ -74,7 +75,7 @@ def load_keras_model(path: Path):
     import keras
 
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as exc:  # zip, h5 and config errors all land here
         detail = str(exc).strip().splitlines()
         raise ArtifactError(

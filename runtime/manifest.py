@@ -318,12 +318,17 @@ class Probabilities:
 
 @dataclass(frozen=True)
 class TrainingSummary:
-    """What ``digitkit train`` recorded: the recipe's settings and each epoch's metrics."""
+    """What ``digitkit train`` recorded: the recipe, its augmentation, its settings and each epoch's
+    metrics, and the model's accuracy on the MNIST test set and on the out-of-distribution set."""
 
     config: Mapping[str, Any]
     epochs: tuple[Mapping[str, float], ...]
     test_accuracy: Optional[float] = None
     train_seconds: Optional[float] = None
+    recipe: Optional[str] = None  # absent before recipes existed: the seed MLP
+    augment: Optional[Mapping[str, Any]] = None
+    parameters: Optional[int] = None
+    ood_accuracy: Optional[float] = None
 
     @classmethod
     def read(cls, r: Optional[_Reader]) -> Optional[TrainingSummary]:
@@ -334,7 +339,13 @@ class TrainingSummary:
             raise ArtifactError(f"{r.source}: {r.where}.epochs must hold objects", _REEXPORT)
         accuracy = r._get("test_accuracy", (int, float), False)
         seconds = r._get("train_seconds", (int, float), False)
-        return cls(r.mapping("config", False), tuple(epochs), accuracy, seconds)
+        recipe = r._get("recipe", (str,), False)
+        augment = r._get("augment", (dict,), False)
+        parameters = r._get("parameters", (int,), False)
+        ood = r._get("ood_accuracy", (int, float), False)
+        return cls(
+            r.mapping("config", False), tuple(epochs), accuracy, seconds, recipe, augment, parameters, ood
+        )
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TrainingSummary:
@@ -344,14 +355,44 @@ class TrainingSummary:
             tuple(record.get("epochs", ())),
             record.get("test_accuracy"),
             record.get("train_seconds"),
+            record.get("recipe"),
+            record.get("augment"),
+            record.get("parameters"),
+            record.get("ood_accuracy"),
         )
 
     def to_json(self) -> dict[str, Any]:
         data = {"config": dict(self.config), "epochs": [dict(e) for e in self.epochs]}
-        return {
-            **data,
-            **_drop_none({"test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds}),
+        optional = {
+            "test_accuracy": self.test_accuracy,
+            "train_seconds": self.train_seconds,
+            "recipe": self.recipe,
+            "augment": dict(self.augment) if self.augment is not None else None,
+            "parameters": self.parameters,
+            "ood_accuracy": self.ood_accuracy,
         }
+        return {**data, **_drop_none(optional)}
+
+    def describe(self) -> str:
+        """One line for `digitkit info`: the recipe, augmentation, size and accuracies."""
+        recipe = self.recipe or str(self.config.get("recipe", "mlp"))
+        if self.augment:
+            a = self.augment
+            augment = (
+                f"augmented (rotation ±{a.get('rotation_degrees')}°, scale ±{a.get('scale')}, "
+                f"shift ±{a.get('shift_pixels')} px, strokes {a.get('stroke_probability')}, "
+                f"elastic {a.get('elastic_probability')})"
+            )
+        else:
+            augment = "not augmented"
+        parts = [f"{recipe}, {augment}"]
+        if self.parameters is not None:
+            parts.append(f"{self.parameters:,} parameters")
+        if self.test_accuracy is not None:
+            parts.append(f"MNIST test {self.test_accuracy:.4f}")
+        if self.ood_accuracy is not None:
+            parts.append(f"out-of-distribution {self.ood_accuracy:.4f}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)

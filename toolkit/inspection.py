@@ -32,6 +32,7 @@ class ArtifactDescription:
     converter: Optional[Tool] = None
     quantizer: Optional[Tool] = None
     opset: Optional[int] = None
+    training: str = ""  # the recipe, augmentation and accuracies, when the manifest has them
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -72,6 +73,8 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
         except HashMismatchError as exc:
             described.manifest = f"MISMATCH: {exc.problem}"
         described.mode, described.quantization = entry.mode, entry.quantization
+        if manifest.source_model.training is not None:
+            described.training = manifest.source_model.training.describe()
         described.inputs, described.outputs = entry.inputs, entry.outputs
         described.converter, described.quantizer, described.opset = (
             entry.converter,

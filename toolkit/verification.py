@@ -63,6 +63,8 @@ class ParityData:
     reference_accuracy: float
     reference_predictions: np.ndarray
     reference_probabilities: Optional[np.ndarray]
+    ood_images: Optional[np.ndarray] = None  # toolkit/ood.py's set, built from the same test images
+    ood_labels: Optional[np.ndarray] = None
 
     @classmethod
     def of(cls, manifest: Manifest, images: np.ndarray, labels: np.ndarray) -> ParityData:
@@ -73,7 +75,18 @@ class ParityData:
                 "Verify against the MNIST test set the artifacts were exported with",
             )
         accuracy = manifest.source_model.test_accuracy
-        return cls(images, labels, accuracy, predictions, manifest.reference_probabilities())
+        from .ood import ood_set
+
+        ood_images, ood_labels = ood_set(images, labels)
+        return cls(
+            images,
+            labels,
+            accuracy,
+            predictions,
+            manifest.reference_probabilities(),
+            ood_images,
+            ood_labels,
+        )
 
 
 @dataclass
@@ -89,6 +102,7 @@ class ParityResult:
     max_abs_prob_diff: Optional[float] = None
     per_class_accuracy: list[float] = field(default_factory=list)
     ms_per_image: float = float("nan")
+    ood_accuracy: float = float("nan")  # reported, not gated
     failures: list[GateFailure] = field(default_factory=list)
     predictions: Optional[np.ndarray] = field(default=None, repr=False)
     probabilities: Optional[np.ndarray] = field(default=None, repr=False)  # kept for the report
@@ -157,6 +171,11 @@ def run_parity(
     result.per_class_accuracy = [
         round(float((predictions[y_test == digit] == digit).mean()), 6) for digit in range(10)
     ]
+    if data.ood_images is not None:
+        ood_predictions = np.concatenate(
+            [model.predict(data.ood_images[i : i + BATCH]) for i in range(0, len(data.ood_images), BATCH)]
+        )
+        result.ood_accuracy = float((ood_predictions == data.ood_labels).mean())
     if not result.accuracy >= gates.min_accuracy:
         result.failures.append(
             GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}")

@@ -20,7 +20,10 @@ from .base import Session, Slot, TensorInfo
 from .numpy_flatbuffer import Graph, Operator, Table, Tensor, parse
 
 FULLY_CONNECTED, SOFTMAX, RESHAPE, QUANTIZE, DEQUANTIZE = 9, 25, 22, 114, 6
-OPTIONS = {FULLY_CONNECTED: 8, SOFTMAX: 9, RESHAPE: 17}  # BuiltinOptions union member of each op
+CONV_2D, MAX_POOL_2D = 3, 17
+# BuiltinOptions union member of each op
+OPTIONS = {FULLY_CONNECTED: 8, SOFTMAX: 9, RESHAPE: 17, CONV_2D: 1, MAX_POOL_2D: 5}
+VALID = 1  # schema.fbs Padding
 QUANT_TYPES = ("int8", "uint8")
 MAX_IMAGE_ELEMENTS = 1 << 20  # per image, for computed tensors: keeps a slot's buffers small
 
@@ -105,6 +108,10 @@ class _Planner:
             )
         if op.code == FULLY_CONNECTED:
             return self._fully_connected(op, x, y)
+        if op.code == CONV_2D:
+            return self._conv(op, x, y)
+        if op.code == MAX_POOL_2D:
+            return self._max_pool(op, x, y)
         if op.code == SOFTMAX:
             options = self._options(op)
             beta = float(options.scalar(0, "f", 0.0)) if options is not None else 0.0
@@ -147,6 +154,99 @@ class _Planner:
         raise nk.unsupported(
             f"The model uses {op.name} from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run"
         )
+
+    def _window(
+        self, op: Operator, x: Tensor, y: Tensor, kernel: tuple[int, int], fields: tuple[int, int, int, int]
+    ) -> nk.Window:
+        """The op's VALID window, checked against its input and output shapes. ``fields``: the option
+        indices of padding, stride_w, stride_h and the first dilation (-1: none)."""
+        options = self._options(op)
+        if options is None:
+            raise nk.unsupported(f"Operator {op.index} ({op.name}) has no options")
+        padding, stride_w, stride_h, dilation = fields
+        stride = (int(options.scalar(stride_h, "i")), int(options.scalar(stride_w, "i")))
+        dil = (
+            (int(options.scalar(dilation + 1, "i", 1)), int(options.scalar(dilation, "i", 1)))
+            if dilation >= 0
+            else (1, 1)
+        )
+        if len(x.shape) != 4 or len(y.shape) != 4 or min(stride + dil + kernel) < 1:
+            raise nk.unsupported(
+                f"{op.name} from {list(x.shape)} to {list(y.shape)}, which the numpy backend does not run"
+            )
+        h, w = x.shape[1:3]
+        out = tuple((size - (k - 1) * d - 1) // s + 1 for size, k, d, s in zip((h, w), kernel, dil, stride))
+        if int(options.scalar(padding, "b")) != VALID or out != y.shape[1:3]:
+            raise nk.unsupported(
+                f"{op.name} with SAME padding (or {list(x.shape)} to {list(y.shape)}) is not run by the numpy backend"
+            )
+        return nk.Window(kernel, stride, dil, x.shape[1:], y.shape[1:])
+
+    def _conv(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
+        if len(op.inputs) < 2 or op.inputs[1] not in self.consts:
+            raise nk.unsupported(
+                "A CONV_2D has filters computed at run time, which the numpy backend does not run"
+            )
+        w_tensor = self.graph.tensors[op.inputs[1]]
+        w = self.consts[w_tensor.index]
+        if w.ndim != 4 or len(x.shape) != 4 or w.shape[3] != x.shape[3] or y.shape[3:] != w.shape[:1]:
+            raise nk.unsupported(
+                f"CONV_2D from {list(x.shape)} with filter {list(w.shape)}, which the numpy backend does not run"
+            )
+        window = self._window(op, x, y, (int(w.shape[1]), int(w.shape[2])), (0, 1, 2, 4))
+        options = self._options(op)
+        activation = int(options.scalar(3, "b")) if options is not None else 0
+        rows = w.reshape(w.shape[0], -1)  # OHWI: the window's order
+        units = w.shape[0]
+        bias = None
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            if op.inputs[2] not in self.consts or self.consts[op.inputs[2]].shape != (units,):
+                raise nk.unsupported("A CONV_2D has a bias computed at run time or of another shape")
+            bias = self.consts[op.inputs[2]]
+        wq = w_tensor.quant
+        if x.dtype == np.float32 and y.dtype == np.float32 and w.dtype == np.float32:
+            return nk.Conv2D(window, nk.FullyConnectedFloat(rows, bias, activation))
+        if w.dtype != np.int8 or not w_tensor.quantized or np.any(wq.zero_point != 0) or wq.axis != 0:
+            raise nk.unsupported("A CONV_2D has weights without symmetric per-channel int8 quantization")
+        if x.dtype == np.float32 and y.dtype == np.float32:
+            if bias is not None and bias.dtype != np.float32:
+                raise nk.unsupported("A hybrid CONV_2D has a non-float bias")
+            hybrid = nk.FullyConnectedHybrid(rows, wq.scale, bias, activation, asymmetric=True)
+            self.matmuls.append(hybrid.matmul)
+            return nk.HybridConv2D(window, hybrid)
+        if x.dtype == np.int8 and y.dtype == np.int8:
+            if bias is not None and bias.dtype != np.int32:
+                raise nk.unsupported(f"An int8 CONV_2D has a {bias.dtype.name} bias, not int32")
+            in_scale, zp_in = _per_tensor(x, "conv input")
+            out_scale, zp_out = _per_tensor(y, "conv output")
+            qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
+            fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
+            layer = nk.QuantizedDense(rows, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange)
+            int_kernel = fc(layer)
+            self.matmuls.append(int_kernel.matmul)
+            return nk.Conv2D(window, int_kernel)
+        raise nk.unsupported(f"The model uses CONV_2D from {x.dtype.name} to {y.dtype.name}")
+
+    def _max_pool(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
+        options = self._options(op)
+        if options is None:
+            raise nk.unsupported("A MAX_POOL_2D has no options")
+        kernel = (int(options.scalar(4, "i")), int(options.scalar(3, "i")))
+        window = self._window(op, x, y, kernel, (0, 1, 2, -1))
+        activation = int(options.scalar(5, "b"))
+        if x.shape[3] != y.shape[3] or x.dtype != y.dtype:
+            raise nk.unsupported(
+                f"MAX_POOL_2D from {list(x.shape)} to {list(y.shape)}, which the numpy backend does not run"
+            )
+        if x.dtype == np.float32:
+            return nk.MaxPool2D(window, *nk.activation_range(activation))
+        if x.dtype == np.int8:
+            if _per_tensor(x, "max pool input") != _per_tensor(y, "max pool output"):
+                raise nk.unsupported("An int8 MAX_POOL_2D changes scale or zero point")
+            scale, zp = _per_tensor(y, "max pool output")
+            low, high = nk.quantized_range(activation, scale, zp, y.dtype)
+            return nk.MaxPool2D(window, float(low), float(high))
+        raise nk.unsupported(f"The model uses MAX_POOL_2D on {x.dtype.name}")
 
     def _fully_connected(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
         if len(op.inputs) < 2 or op.inputs[1] not in self.consts:

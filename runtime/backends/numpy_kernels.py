@@ -508,3 +508,133 @@ class FullyConnectedHybrid:
                 np.minimum(out, high, out=out)
 
         return run, out
+
+
+# Convolutions run as im2col: each output pixel's KH×KW×C window (in the OHWI filter's order) is one
+# row, and the row kernel (FullyConnectedFloat, FullyConnectedInt8, FullyConnectedHybrid's sums or
+# the micro kernel) computes every output channel of it, with the same accumulation and rounding as
+# that op: XNNPACK's int8 convolution requantizes as its fully connected does (the per-channel
+# float32 scale, rint, zero point), and TFLite Micro's reference conv as its fully connected
+# (MultiplyByQuantizedMultiplier per channel). Only stride/dilation 1..n with VALID padding is run.
+# The batch is taken in groups of CONV_GROUP images so the window buffers stay small.
+CONV_GROUP = 32
+
+
+@dataclass(frozen=True)
+class Window:
+    """A VALID 2-D window: kernel size, strides and dilations; the input and output (H, W, C)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+
+    def slices(self) -> list[tuple[slice, slice]]:
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        oh, ow = self.out_shape[:2]
+        return [
+            (slice(i * dh, i * dh + (oh - 1) * sh + 1, sh), slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
+            for i in range(kh)
+            for j in range(kw)
+        ]
+
+
+class Conv2D:
+    """CONV_2D as windows (im2col) through a row kernel built for ``KH * KW * C`` inputs."""
+
+    def __init__(self, window: Window, rows: Kernel) -> None:
+        self.window, self.rows = window, rows
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        (kh, kw), (oh, ow, oc) = self.window.kernel, self.window.out_shape
+        channels = self.window.in_shape[2]
+        group = min(batch, CONV_GROUP)
+        patches = np.empty((group, oh, ow, kh * kw, channels), x.dtype)
+        run_rows, rows_out = self.rows.make(group * oh * ow, patches.reshape(group * oh * ow, -1))
+        out = np.empty((batch, oh, ow, oc), rows_out.dtype)
+        grouped = rows_out.reshape(group, oh, ow, oc)
+        slices = self.window.slices()
+
+        def run() -> None:
+            for start in range(0, batch, group):
+                n = min(group, batch - start)
+                part = x[start : start + n]
+                for k, (rs, cs) in enumerate(slices):
+                    patches[:n, :, :, k, :] = part[:, rs, cs, :]
+                run_rows()
+                out[start : start + n] = grouped[:n]
+
+        return run, out
+
+
+class MaxPool2D:
+    """MAX_POOL_2D (VALID): the window's maximum, then the fused activation's clamp. int8 needs no
+    rounding: the output keeps the input's scale and zero point, as TFLite requires."""
+
+    def __init__(self, window: Window, low: float, high: float) -> None:
+        self.window, self.low, self.high = window, low, high
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        oh, ow, oc = self.window.out_shape
+        out = np.empty((batch, oh, ow, oc), x.dtype)
+        slices = self.window.slices()
+        if np.issubdtype(x.dtype, np.integer):
+            info = np.iinfo(x.dtype)
+            low_v, high_v = max(self.low, info.min), min(self.high, info.max)
+            clamp = low_v > info.min or high_v < info.max
+            low, high = x.dtype.type(low_v), x.dtype.type(high_v)
+        else:
+            clamp = bool(np.isfinite(self.low) or np.isfinite(self.high))
+            low, high = F32(self.low), F32(self.high)
+        first, rest = slices[0], slices[1:]
+
+        def run() -> None:
+            np.copyto(out, x[:, first[0], first[1], :])
+            for rs, cs in rest:
+                np.maximum(out, x[:, rs, cs, :], out=out)
+            if clamp:
+                np.clip(out, low, high, out=out)
+
+        return run, out
+
+
+class HybridConv2D:
+    """float input, per-channel int8 filter, float output: TFLite's conv.cc EvalHybridPerChannel. Each
+    image (all H×W×C values) is quantized asymmetrically to int8 once, the windows' integer sums are
+    taken on (q - offset), and scaled by image_scale * filter_scale[c], plus the float bias."""
+
+    def __init__(self, window: Window, dense: FullyConnectedHybrid) -> None:
+        self.window, self.dense = window, dense
+
+    def make(self, batch: int, x: np.ndarray) -> tuple[Run, np.ndarray]:
+        (kh, kw), (oh, ow, oc) = self.window.kernel, self.window.out_shape
+        channels = self.window.in_shape[2]
+        dense = self.dense
+        q = np.empty(x.shape, np.int8)
+        group = min(batch, CONV_GROUP)
+        patches = np.empty((group, oh, ow, kh * kw, channels), np.int8)
+        run_acc, acc = dense.matmul.make(group * oh * ow, patches.reshape(group * oh * ow, -1))
+        out = np.empty((batch, oh, ow, oc), F32)
+        slices = self.window.slices()
+        low, high = F32(dense.low), F32(dense.high)
+
+        def run() -> None:
+            scale, offset = dense._quantize(x.reshape(batch, -1), q.reshape(batch, -1))
+            for start in range(0, batch, group):
+                n = min(group, batch - start)
+                part = q[start : start + n]
+                for k, (rs, cs) in enumerate(slices):
+                    patches[:n, :, :, k, :] = part[:, rs, cs, :]
+                run_acc()
+                sums = acc.reshape(group, oh, ow, oc)[:n]
+                corrected = sums - offset[start : start + n, None, None, None] * dense.row_sums
+                y = (corrected * dense.w_scale) * scale[start : start + n, None, None, None]
+                y += dense.bias
+                out[start : start + n] = y
+            if np.isfinite(low):
+                np.maximum(out, low, out=out)
+            if np.isfinite(high):
+                np.minimum(out, high, out=out)
+
+        return run, out

@@ -34,6 +34,8 @@ def info(
     echo(f"manifest:      {described.manifest}")
     if described.quantization:
         echo(f"quantization:  {described.quantization}")
+    if described.training:
+        echo(f"recipe:        {described.training}")
     for role, tensors in (("input:", described.inputs), ("output:", described.outputs)):
         for t in tensors:
             qtext = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.quantized else ""

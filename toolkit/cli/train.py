@@ -1,4 +1,5 @@
-"""`digitkit train`: the seed recipe, deterministic, with a progress bar and a training record."""
+"""`digitkit train`: a recipe (the seed MLP or a CNN), optionally augmented, deterministic, with a
+progress bar and a training record."""
 
 from __future__ import annotations
 
@@ -11,7 +12,20 @@ from .common import DEFAULT_TRAIN_DIR, echo
 
 
 def train(
-    epochs: Annotated[int, typer.Option(help="Training epochs (the seed recipe uses 4).")] = 4,
+    recipe: Annotated[
+        str, typer.Option(help="mlp: the seed MLP (784-512-512-10); cnn: a small convnet for other writers.")
+    ] = "mlp",
+    augment: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--augment/--no-augment",
+            help="Random rotation, scale, shift, stroke thickness and elastic distortion "
+            "(default: on for cnn, off for mlp).",
+        ),
+    ] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option(help="Training epochs (default: 4 for mlp, 8 for cnn).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size (the seed recipe uses 128).")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives bit-identical weights.")] = 0,
     data_dir: Annotated[
@@ -21,17 +35,18 @@ def train(
         Path, typer.Option(help="Where model.keras and training.json are written.")
     ] = DEFAULT_TRAIN_DIR,
 ) -> None:
-    """Train the MNIST MLP (784-512-512-10, rmsprop, batch 128) and write model.keras."""
+    """Train a recipe (default: the MNIST MLP 784-512-512-10, rmsprop, batch 128) and write model.keras."""
     from digitkit.toolkit.cli.progress import EpochBar
-    from digitkit.toolkit.training import TrainConfig
+    from digitkit.toolkit.training import recipe_defaults
     from digitkit.toolkit.training import train as run_training
 
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed)
+    config = recipe_defaults(recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment)
     config.check()
     with EpochBar(config.epochs) as bar:
         record = run_training(config, out, data_dir=data_dir, on_epoch=bar.update)
+    augmented = "augmented" if config.augment else "not augmented"
     echo(
-        f"Trained {config.epochs} epochs in {record['train_seconds']:.1f} s: "
+        f"Trained {config.recipe} ({augmented}) {config.epochs} epochs in {record['train_seconds']:.1f} s: "
         f"test accuracy {record['test_accuracy']:.4f}, loss {record['test_loss']:.4f}"
     )
     echo(f"Wrote {out / 'model.keras'} and {out / 'training.json'}")
