@@ -100,7 +100,14 @@ def server(model_path, tmp_path_factory):
     work = tmp_path_factory.mktemp("serve") / "cwd"
     work.mkdir()
     started = Server(
-        model_path, work, "--max-body", str(MAX_BODY), "--body-timeout", str(BODY_TIMEOUT), "--max-batch", "64"
+        model_path,
+        work,
+        "--max-body",
+        str(MAX_BODY),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+        "--max-batch",
+        "64",
     )
     yield started
     alive = started.process.poll() is None
@@ -141,7 +148,9 @@ def _type(path: Path) -> str:
     return {".png": "image/png", ".jpg": "image/jpeg", ".bmp": "image/bmp"}[path.suffix]
 
 
-def _multipart(files: list[tuple[str, str, bytes, str]], boundary: str = "digitkit-test-boundary") -> tuple[bytes, str]:
+def _multipart(
+    files: list[tuple[str, str, bytes, str]], boundary: str = "digitkit-test-boundary"
+) -> tuple[bytes, str]:
     """(body, content type) of a form with (field, filename, data, type) file parts."""
     chunks = []
     for field, filename, data, kind in files:
@@ -221,25 +230,40 @@ def test_json_pixels_single_and_batch_equal_the_runtime(server, model_path, mnis
     images = x_test[10:18]
     reference = load(model_path).predict_proba(images)
     rounded = [[round(float(p), 6) for p in row] for row in reference]
-    status, _, single = server.post(json.dumps({"pixels": images[0].ravel().tolist()}).encode(), "application/json")
+    status, _, single = server.post(
+        json.dumps({"pixels": images[0].ravel().tolist()}).encode(), "application/json"
+    )
     assert status == 200 and single["probabilities"] == rounded[0]
     status, _, rows = server.post(json.dumps(images[1].tolist()).encode(), "application/json")  # bare 28x28
     assert status == 200 and rows["probabilities"] == rounded[1]
-    status, _, floats = server.post(json.dumps({"pixels": (images[2] / 255.0).tolist()}).encode(), "application/json")
+    status, _, floats = server.post(
+        json.dumps({"pixels": (images[2] / 255.0).tolist()}).encode(), "application/json"
+    )
     assert status == 200 and floats["digit"] == int(np.argmax(reference[2]))
-    status, _, batch = server.post(json.dumps({"batch": [i.tolist() for i in images]}).encode(), "application/json")
+    status, _, batch = server.post(
+        json.dumps({"batch": [i.tolist() for i in images]}).encode(), "application/json"
+    )
     assert status == 200
     assert [a["probabilities"] for a in batch["predictions"]] == rounded
     assert sum(a["digit"] == y for a, y in zip(batch["predictions"], y_test[10:18])) >= 7
-    status, _, seen = server.post(json.dumps({"pixels": images[0].tolist()}).encode(), "application/json", "/api/predict?image=1")
+    status, _, seen = server.post(
+        json.dumps({"pixels": images[0].tolist()}).encode(), "application/json", "/api/predict?image=1"
+    )
     assert status == 200 and np.array_equal(np.array(seen["image"], dtype=np.uint8), images[0])
 
 
 def _png(width: int, height: int) -> bytes:
     """A PNG header claiming width x height (a decompression bomb: no pixel data to speak of)."""
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    chunk = lambda kind, data: (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 BAD_REQUESTS = [
@@ -254,7 +278,7 @@ BAD_REQUESTS = [
     ("bad JSON", "application/json", b'{"pixels": [1, 2,', 400),
     ("JSON without pixels", "application/json", b'{"image": []}', 400),
     ("wrong number of pixels", "application/json", json.dumps({"pixels": [0] * 783}).encode(), 400),
-    ("NaN", "application/json", ("{\"pixels\": [NaN" + ", 0" * 783 + "]}").encode(), 400),
+    ("NaN", "application/json", ('{"pixels": [NaN' + ", 0" * 783 + "]}").encode(), 400),
     ("Infinity", "application/json", ("[Infinity" + ", 0" * 783 + "]").encode(), 400),
     ("floats above 1", "application/json", json.dumps([2.5] * 784).encode(), 400),
     ("integers above 255", "application/json", json.dumps([300] * 784).encode(), 400),
@@ -264,7 +288,12 @@ BAD_REQUESTS = [
     ("batch too large", "application/json", json.dumps({"batch": [[0] * 784] * 65}).encode(), 413),
     ("empty batch", "application/json", b'{"batch": []}', 400),
     ("multipart without boundary", "multipart/form-data", b"--x\r\n\r\n--x--", 400),
-    ("multipart without files", "multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n', 400),
+    (
+        "multipart without files",
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n',
+        400,
+    ),
     ("multipart garbage", "multipart/form-data; boundary=x", b"\x00\xff" * 500, 400),
 ]
 
@@ -302,7 +331,9 @@ def _raw(server: Server, data: bytes, read_timeout: float = 10.0) -> bytes:
             while chunk := sock.recv(65536):
                 received += chunk
                 head, _, rest = received.partition(b"\r\n\r\n")
-                lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+                lengths = [
+                    line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")
+                ]
                 if _ and lengths and len(rest) >= int(lengths[0].split(b":")[1]):
                     break  # a whole answer; the connection may be kept alive
         except (TimeoutError, ConnectionResetError):
@@ -364,10 +395,14 @@ def test_token_host_warning_and_no_cors(model_path, tmp_path, sample_files):
         assert guarded.post(png, "image/png", headers={"Authorization": "Bearer s3cret"})[0] == 200
         assert guarded.request("GET", "/api/info", headers={"Authorization": "Bearer s3cret"})[0] == 200
         assert guarded.request("GET", "/")[0] == 200 and guarded.request("GET", "/healthz")[0] == 200
-        status, response, _ = guarded.request("GET", "/healthz", headers={"Origin": "http://elsewhere.example"})
+        status, response, _ = guarded.request(
+            "GET", "/healthz", headers={"Origin": "http://elsewhere.example"}
+        )
         assert response.getheader("access-control-allow-origin") is None
         status, response, _ = guarded.request(
-            "OPTIONS", "/api/predict", headers={"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+            "OPTIONS",
+            "/api/predict",
+            headers={"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"},
         )
         assert status >= 400 and status < 500 and response.getheader("access-control-allow-origin") is None
     finally:
@@ -392,7 +427,10 @@ def test_cors_only_when_asked(model_path, tmp_path):
 
 def test_a_missing_model_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run(
-        [str(DIGITKIT), "serve", "--model", str(tmp_path / "none.tflite")], capture_output=True, text=True, timeout=60
+        [str(DIGITKIT), "serve", "--model", str(tmp_path / "none.tflite")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "does not exist" in done.stderr
 
@@ -403,9 +441,20 @@ def test_a_missing_model_is_one_line_and_exit_2(tmp_path):
 def _fuzz_request(rng: random.Random, seeds: list[bytes]) -> tuple[str, bytes | None, dict, bytes | None]:
     """One malformed or random request: (path, body, headers, raw bytes to send instead)."""
     kind = rng.randrange(9)
-    types = ["image/png", "image/jpeg", "application/json", "application/octet-stream", "text/plain",
-             "multipart/form-data; boundary=b", "multipart/form-data", "", "image/", "application/x-www-form-urlencoded",
-             "application/json; charset=utf-16", "image/png; q=\x01"]
+    types = [
+        "image/png",
+        "image/jpeg",
+        "application/json",
+        "application/octet-stream",
+        "text/plain",
+        "multipart/form-data; boundary=b",
+        "multipart/form-data",
+        "",
+        "image/",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=utf-16",
+        "image/png; q=\x01",
+    ]
     headers = {"Content-Type": rng.choice(types)}
     if kind == 0:  # random bytes
         return "/api/predict", rng.randbytes(rng.choice([0, 1, 7, 100, 5000, 70000])), headers, None
@@ -414,41 +463,92 @@ def _fuzz_request(rng: random.Random, seeds: list[bytes]) -> tuple[str, bytes | 
         for _ in range(rng.randrange(1, 20)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         data = data[: rng.randrange(1, len(data) + 1)] if rng.random() < 0.5 else data
-        return "/api/predict", bytes(data), {"Content-Type": rng.choice(["image/png", "image/jpeg", ""])}, None
+        return (
+            "/api/predict",
+            bytes(data),
+            {"Content-Type": rng.choice(["image/png", "image/jpeg", ""])},
+            None,
+        )
     if kind == 2:  # random JSON shapes and values
-        value = rng.choice([None, True, "x" * rng.randrange(50), rng.random(), -1, 2**70,
-                            [rng.choice([0, 255, 256, -1, 0.5, 1.5, "a", None, [], {}]) for _ in range(rng.choice([0, 1, 28, 783, 784, 785]))],
-                            {"pixels": [[rng.randrange(300) for _ in range(28)] for _ in range(rng.choice([27, 28, 29]))]},
-                            {"batch": [[0] * rng.choice([783, 784])] * rng.randrange(0, 70)},
-                            {"batch": "nope"}, {"pixels": {"a": 1}}])
+        value = rng.choice(
+            [
+                None,
+                True,
+                "x" * rng.randrange(50),
+                rng.random(),
+                -1,
+                2**70,
+                [
+                    rng.choice([0, 255, 256, -1, 0.5, 1.5, "a", None, [], {}])
+                    for _ in range(rng.choice([0, 1, 28, 783, 784, 785]))
+                ],
+                {
+                    "pixels": [
+                        [rng.randrange(300) for _ in range(28)] for _ in range(rng.choice([27, 28, 29]))
+                    ]
+                },
+                {"batch": [[0] * rng.choice([783, 784])] * rng.randrange(0, 70)},
+                {"batch": "nope"},
+                {"pixels": {"a": 1}},
+            ]
+        )
         return "/api/predict", json.dumps(value).encode(), {"Content-Type": "application/json"}, None
     if kind == 3:  # multipart with broken boundaries and parts
         boundary = rng.choice(["b", "x" * 71, "", "a b", "\u00e9"])
-        body = f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{rng.choice(['a.png', '', chr(0)])}\"\r\n\r\n".encode()
-        body += rng.choice(seeds)[: rng.randrange(1, 400)] + rng.choice([b"\r\n--b--\r\n", b"", b"--", b"\r\n--b\r\n"])
-        return "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}".encode("utf-8").decode("latin-1")}, None
+        body = f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="{rng.choice(["a.png", "", chr(0)])}"\r\n\r\n'.encode()
+        body += rng.choice(seeds)[: rng.randrange(1, 400)] + rng.choice(
+            [b"\r\n--b--\r\n", b"", b"--", b"\r\n--b\r\n"]
+        )
+        return (
+            "/api/predict",
+            body,
+            {"Content-Type": f"multipart/form-data; boundary={boundary}".encode().decode("latin-1")},
+            None,
+        )
     if kind == 4:  # lying or strange headers
         body = rng.choice(seeds)
         # (a length longer than the body is the slow client's test: each one costs the body timeout)
         length = rng.choice(["-1", "abc", "1e3", " 12", str(len(body) - 5), "99999999999999999999", "0"])
-        raw = (f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {length}\r\n\r\n").encode() + body
+        raw = (
+            f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {length}\r\n\r\n"
+        ).encode() + body
         return "/api/predict", None, {}, raw
     if kind == 5:  # garbage request lines and header blocks
-        raw = rng.choice([
-            b"GARBAGE\r\n\r\n", b"POST /api/predict HTTP/9.9\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"a" * 70000 + b"\r\n\r\n",
-            b"POST /%00%ff/../api HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n" + b"H: v\r\n" * 500 + b"\r\n",
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        ])
+        raw = rng.choice(
+            [
+                b"GARBAGE\r\n\r\n",
+                b"POST /api/predict HTTP/9.9\r\n\r\n",
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                b"POST /api/predict HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"a" * 70000 + b"\r\n\r\n",
+                b"POST /%00%ff/../api HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET / HTTP/1.1\r\n" + b"H: v\r\n" * 500 + b"\r\n",
+                b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            ]
+        )
         return "/", None, {}, raw
     if kind == 6:  # odd paths, methods and query strings
-        path = rng.choice(["/api/predict?image=%ff", "/api/predict?image=1&image=2", "/api/info?x=" + "y" * 3000,
-                           "/static/", "/static/app.js%00", "/api/", "/%2e%2e/etc/passwd", "/healthz?"])
+        path = rng.choice(
+            [
+                "/api/predict?image=%ff",
+                "/api/predict?image=1&image=2",
+                "/api/info?x=" + "y" * 3000,
+                "/static/",
+                "/static/app.js%00",
+                "/api/",
+                "/%2e%2e/etc/passwd",
+                "/healthz?",
+            ]
+        )
         return path, rng.randbytes(rng.randrange(0, 100)), headers, None
     if kind == 7:  # the right content, the wrong declared type (or none)
         return "/api/predict", rng.choice(seeds), {"Content-Type": rng.choice(types)}, None
-    return "/api/predict", json.dumps({"pixels": [rng.uniform(-1, 2) for _ in range(784)]}).encode(), {"Content-Type": "application/json"}, None
+    return (
+        "/api/predict",
+        json.dumps({"pixels": [rng.uniform(-1, 2) for _ in range(784)]}).encode(),
+        {"Content-Type": "application/json"},
+        None,
+    )
 
 
 def _status_of(raw: bytes) -> int | None:
@@ -510,14 +610,28 @@ def test_the_page_in_chromium_draws_uploads_and_logs_no_error(server, sample_fil
         size = pad.size["width"]
         # A 7: a bar across the top, then a stroke down to the lower left (offsets from the centre).
         at = lambda fx, fy: (int((fx - 0.5) * size), int((fy - 0.5) * size))
-        points = [at(0.25, 0.22), at(0.5, 0.22), at(0.75, 0.22), at(0.62, 0.45), at(0.5, 0.65), at(0.42, 0.82)]
+        points = [
+            at(0.25, 0.22),
+            at(0.5, 0.22),
+            at(0.75, 0.22),
+            at(0.62, 0.45),
+            at(0.5, 0.65),
+            at(0.42, 0.82),
+        ]
         actions = ActionChains(driver)
         actions.move_to_element_with_offset(pad, *points[0]).click_and_hold()
         for (x0, y0), (x1, y1) in zip(points, points[1:]):
             for step in range(1, 5):
-                actions.move_to_element_with_offset(pad, x0 + (x1 - x0) * step // 4, y0 + (y1 - y0) * step // 4)
+                actions.move_to_element_with_offset(
+                    pad, x0 + (x1 - x0) * step // 4, y0 + (y1 - y0) * step // 4
+                )
         actions.release().perform()
-        wait.until(lambda d: d.find_element(By.ID, "digit").text == "7" and "server" in d.find_element(By.ID, "timing").text)
+        wait.until(
+            lambda d: (
+                d.find_element(By.ID, "digit").text == "7"
+                and "server" in d.find_element(By.ID, "timing").text
+            )
+        )
         bars = driver.find_elements(By.CSS_SELECTOR, "#bars li")
         assert len(bars) == 10 and "top" in bars[7].get_attribute("class")
         lit = driver.execute_script(
@@ -544,3 +658,80 @@ def test_the_page_in_chromium_draws_uploads_and_logs_no_error(server, sample_fil
         assert overflow <= 0, f"the page is {overflow} px wider than a phone's screen"
         assert phone.find_element(By.ID, "pad").size["width"] <= 390
         assert browser.console_errors(phone) == []
+
+
+# --- on an emulated Raspberry Pi (arm64, Debian bookworm, Python 3.11) ---------------------------
+
+DEVICE_EXTRAS = "serve,images,cli"  # no LiteRT: the numpy backend runs the int8 TFLite there
+DEVICE_SCRIPT = """
+import json, platform, subprocess, sys, urllib.request
+server = subprocess.Popen([sys.argv[1], "serve", "--model", "/work/model/MODEL", "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=open("/work/out/serve.err", "wb"))
+try:
+    line = server.stdout.readline().decode()
+    url = line.rsplit(" at ", 1)[1].strip()
+    post = urllib.request.Request(url + "api/predict", data=open("/work/sample.png", "rb").read(),
+                                  headers={"Content-Type": "image/png"})
+    answer = json.load(urllib.request.urlopen(post, timeout=300))
+    info = json.load(urllib.request.urlopen(url + "api/info", timeout=60))
+finally:
+    server.terminate()
+    server.wait(60)
+print(json.dumps({"line": line, "answer": answer, "info": info, "machine": platform.machine(),
+                  "python": platform.python_version(), "exit": server.returncode}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.emulation
+def test_the_server_answers_on_an_emulated_arm64_pi(export_dir, sample_files, tmp_path, figures):
+    """`pip install "digitkit[serve,images,cli]"` from the wheel and aarch64 wheels (pure-Python web
+    stack), then `digitkit serve` starts there and answers a POST: the host's numpy backend's answer."""
+    from emulation import aarch64 as emu
+    from helpers import wheel_requirements
+
+    from digitkit.runtime import load
+    from digitkit.runtime.images import load_image
+    from digitkit.toolkit.bundling import build_wheel
+
+    reason = emu.emulation_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    started = time.monotonic()
+    work = tmp_path / "work"
+    (work / "model").mkdir(parents=True)
+    (work / "out").mkdir()
+    for name in (ARTIFACT, "manifest.json"):
+        (work / "model" / name).write_bytes((export_dir / name).read_bytes())
+    photo = next(p for p in sample_files if p.name == "photo-0.png")
+    (work / "sample.png").write_bytes(photo.read_bytes())
+    (work / "device.py").write_text(DEVICE_SCRIPT.replace("MODEL", ARTIFACT))
+    wheel = build_wheel(tmp_path / "wheel")
+    assert wheel is not None, "could not build digitkit's wheel"
+    emu.ensure_host_tools()
+    cache = emu.default_cache_dir()
+    root = emu.ensure_rootfs(cache, root=tmp_path / "root")  # its own copy: others may use the cache's
+    wheels = emu.download_wheels(
+        wheel_requirements(wheel, DEVICE_EXTRAS, with_base=True), cache / "wheels-cp311-aarch64"
+    )
+    python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{DEVICE_EXTRAS}]"])
+    try:
+        done = emu.run_in_root(
+            root,
+            [python, "/work/device.py", str(Path(python).with_name("digitkit"))],
+            timeout=900,
+            binds={work: "/work"},
+        )
+    finally:
+        assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{(work / 'out' / 'serve.err').read_text()}"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    host = load(export_dir / ARTIFACT, backend="numpy").predict_proba(load_image(photo)[None])[0]
+    assert result["machine"] == "aarch64" and result["info"]["backend"] == "numpy"
+    assert result["answer"]["probabilities"] == [round(float(p), 6) for p in host]
+    assert result["answer"]["digit"] == 7
+    figures.append(
+        f"serve on emulated arm64 (Python {result['python']}, {time.monotonic() - started:.0f} s in all): "
+        f"{result['line'].strip()}; POST answered digit {result['answer']['digit']}, equal to the host's numpy "
+        f"backend; timing there (qemu's, not a Pi's) {result['answer']['timing_us']}"
+    )

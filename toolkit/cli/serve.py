@@ -46,7 +46,9 @@ def serve(
     ] = 256,
     cors_origin: Annotated[
         Optional[List[str]],
-        typer.Option("--cors-origin", help="Allow browser pages from this origin (repeatable; default none)."),
+        typer.Option(
+            "--cors-origin", help="Allow browser pages from this origin (repeatable; default none)."
+        ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from digitkit.runtime.model import DigitModel
 
-from .requests import Decoded, RequestProblem, decode_body
+from .requests import Decoded, RequestProblem, decode_body, is_quick
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -57,7 +57,9 @@ def _asset(name: str) -> bytes:
 
 
 def _problem(problem: RequestProblem, headers: Optional[dict[str, str]] = None) -> JSONResponse:
-    return JSONResponse(problem.to_json(), status_code=problem.status, headers={**API_HEADERS, **(headers or {})})
+    return JSONResponse(
+        problem.to_json(), status_code=problem.status, headers={**API_HEADERS, **(headers or {})}
+    )
 
 
 def _answer(row: np.ndarray, image: Optional[np.ndarray]) -> dict[str, Any]:
@@ -96,7 +98,9 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
-                raise RequestProblem(400, f"Content-Length {declared[:40]!r} is not a number", "Send a valid request")
+                raise RequestProblem(
+                    400, f"Content-Length {declared[:40]!r} is not a number", "Send a valid request"
+                )
             if int(declared) > settings.max_body:
                 raise _too_large(int(declared))
         chunks: list[bytes] = []
@@ -110,7 +114,9 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
                     chunks.append(chunk)
         except TimeoutError as exc:
             raise RequestProblem(
-                408, f"The body did not arrive within {settings.body_timeout:g} s", "Send it faster or smaller"
+                408,
+                f"The body did not arrive within {settings.body_timeout:g} s",
+                "Send it faster or smaller",
             ) from exc
         return b"".join(chunks)
 
@@ -147,9 +153,13 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
         try:
             body = await read_body(request)
             with_image = request.query_params.get("image", "") in ("1", "true", "yes")
-            result = await anyio.to_thread.run_sync(
-                predict_sync, body, request.headers.get("content-type"), with_image, limiter=limiter
-            )
+            content_type = request.headers.get("content-type")
+            if is_quick(body, content_type):  # a thread hop would cost more than the work
+                result = predict_sync(body, content_type, with_image)
+            else:
+                result = await anyio.to_thread.run_sync(
+                    predict_sync, body, content_type, with_image, limiter=limiter
+                )
         except RequestProblem as problem:
             headers = {"Connection": "close"} if problem.status in (408, 413) else None
             return _problem(problem, headers)
@@ -178,7 +188,9 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 400
         messages = {404: "No such page or endpoint", 405: "This endpoint does not take that method"}
-        problem = RequestProblem(status, messages.get(status, "Bad request"), "See GET /api/info and the page at /")
+        problem = RequestProblem(
+            status, messages.get(status, "Bad request"), "See GET /api/info and the page at /"
+        )
         return _problem(problem, dict(getattr(exc, "headers", None) or {}))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -199,7 +211,7 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
 
         middleware.append(
             Middleware(
-                CORSMiddleware,  # type: ignore[arg-type]
+                CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],

@@ -74,6 +74,33 @@ def decode_body(body: bytes, content_type: Optional[str], max_batch: int) -> Dec
     )
 
 
+INLINE_BYTES = 32 * 1024
+INLINE_PIXELS = 512 * 512
+
+
+def is_quick(body: bytes, content_type: Optional[str]) -> bool:
+    """Whether decoding and predicting this body costs well under a millisecond: a small JSON body,
+    or a small image whose header declares few pixels (a tiny PNG can declare 40 million). Those
+    run on the event loop; anything else on a worker thread, where a slow decode blocks nobody."""
+    if len(body) > INLINE_BYTES:
+        return False
+    kind = media_type(content_type)
+    if kind in JSON_TYPES:
+        return True
+    if kind != "" and not kind.startswith(IMAGE_TYPES):
+        return True  # refused at once (415)
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(body)) as img:
+            width, height = img.size
+    except Exception:  # not an image, or no Pillow: let the worker say why
+        return False
+    return width * height <= INLINE_PIXELS
+
+
 def _add_image(decoded: Decoded, data: bytes, name: str) -> None:
     started = time.perf_counter()
     try:
@@ -82,12 +109,16 @@ def _add_image(decoded: Decoded, data: bytes, name: str) -> None:
         image = to_mnist(gray)
     except BackendUnavailableError as exc:  # Pillow missing on this device
         raise RequestProblem(
-            415, "This server cannot read image files (Pillow is not installed)", "Send JSON pixels, or install digitkit[images]"
+            415,
+            "This server cannot read image files (Pillow is not installed)",
+            "Send JSON pixels, or install digitkit[images]",
         ) from exc
     except ImageError as exc:
         raise RequestProblem(400, exc.problem.replace("The image", name), exc.fix) from exc
     except MemoryError as exc:
-        raise RequestProblem(413, f"{name} needs more memory than this device has", "Send a smaller image") from exc
+        raise RequestProblem(
+            413, f"{name} needs more memory than this device has", "Send a smaller image"
+        ) from exc
     done = time.perf_counter()
     decoded.decode_us += (decoded_at - started) * 1e6
     decoded.preprocess_us += (done - decoded_at) * 1e6
@@ -117,7 +148,9 @@ def _decode_json(body: bytes, max_batch: int) -> Decoded:
         if not isinstance(items, list) or not items:
             raise RequestProblem(400, '"batch" must be a non-empty list of images', _PIXELS_FIX)
         if len(items) > max_batch:
-            raise RequestProblem(413, f"The batch holds {len(items)} images; the limit is {max_batch}", "Split it")
+            raise RequestProblem(
+                413, f"The batch holds {len(items)} images; the limit is {max_batch}", "Split it"
+            )
         decoded.batch = True
         for index, item in enumerate(items):
             decoded.images.append(_pixels(item, f"batch[{index}]"))
@@ -215,13 +248,19 @@ def _decode_multipart(body: bytes, content_type: str, max_batch: int) -> Decoded
         raise
     except Exception as exc:  # python-multipart raises its own errors (and ValueError) on bad forms
         raise RequestProblem(
-            400, f"The multipart/form-data body is malformed ({str(exc)[:200]})", "Let the HTTP client build the form"
+            400,
+            f"The multipart/form-data body is malformed ({str(exc)[:200]})",
+            "Let the HTTP client build the form",
         ) from exc
     files = [p for p in parts if _is_file(p["headers"])]
     if not files:
-        raise RequestProblem(400, "The form holds no file", "Send the image as a file field (e.g. file=@digit.png)")
+        raise RequestProblem(
+            400, "The form holds no file", "Send the image as a file field (e.g. file=@digit.png)"
+        )
     if len(files) > max_batch:
-        raise RequestProblem(413, f"The form holds {len(files)} files; the limit is {max_batch}", "Send fewer")
+        raise RequestProblem(
+            413, f"The form holds {len(files)} files; the limit is {max_batch}", "Send fewer"
+        )
     decoded = Decoded(batch=len(files) > 1)
     for index, part in enumerate(files):
         _add_image(decoded, bytes(part["data"]), _file_name(part["headers"], index))
@@ -237,7 +276,9 @@ def _disposition(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _is_file(headers: dict[str, str]) -> bool:
-    return "filename" in _disposition(headers) or media_type(headers.get("content-type")).startswith(IMAGE_TYPES)
+    return "filename" in _disposition(headers) or media_type(headers.get("content-type")).startswith(
+        IMAGE_TYPES
+    )
 
 
 def _file_name(headers: dict[str, str], index: int) -> str:
