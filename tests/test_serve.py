@@ -380,6 +380,34 @@ def test_a_slow_client_blocks_nobody_and_times_out(server, sample_files):
         slow.close()
 
 
+def test_a_client_trickling_its_headers_is_cut_off(server, sample_files):
+    """A byte of request head every 0.3 s (a slowloris): the connection is closed at the deadline,
+    and others are answered meanwhile."""
+    head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nX-Slow: " + b"a" * 100
+    started = time.monotonic()
+    with socket.create_connection((server.host, server.port), timeout=BODY_TIMEOUT + 10) as slow:
+        closed = False
+        for i, byte in enumerate(head):
+            try:
+                slow.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if i % 5 == 0:
+                assert server.post(sample_files[0].read_bytes(), "image/png")[0] == 200
+            time.sleep(0.3)
+            if time.monotonic() - started > BODY_TIMEOUT + 5:
+                break
+        if not closed:
+            slow.settimeout(0.5)
+            try:
+                closed = slow.recv(1) == b""
+            except ConnectionResetError:
+                closed = True
+    assert closed, "the trickling client was not cut off"
+    assert time.monotonic() - started < BODY_TIMEOUT + 5
+
+
 def test_token_host_warning_and_no_cors(model_path, tmp_path, sample_files):
     """--host 0.0.0.0 warns; with a token (from the environment) /api/* needs it, / and /healthz do
     not; no CORS header unless --cors-origin is given."""

@@ -40,7 +40,10 @@ def serve(
     * 1024
     * 1024,
     max_batch: Annotated[int, typer.Option(help="Most images in one request.", min=1)] = 256,
-    body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send its body (408).")] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has to send its headers (else closed), then its body (408)."),
+    ] = 10.0,
     max_connections: Annotated[
         int, typer.Option(help="Open connections at most (503 beyond: a flood cannot exhaust memory).", min=1)
     ] = 256,

@@ -90,6 +90,44 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def deadline_protocol(seconds: float) -> Any:
+    """uvicorn's h11 protocol with a deadline for each request's line and headers.
+
+    uvicorn times out idle kept-alive connections, but not a client that trickles its headers a
+    byte at a time: enough of those would hold every connection slot. Here a connection whose
+    request head is not complete ``seconds`` after it opened (or after its last answer) is closed.
+    The body has its own limit (the application's 408)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        _deadline: Optional[Any] = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(seconds, self._expire)
+
+        def _expire(self) -> None:
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()  # no request head yet: a slow or idle client
+
+    return DeadlineH11Protocol
+
+
 def run(
     model: DigitModel,
     settings: Settings,
@@ -111,6 +149,7 @@ def run(
         server_header=False,
         proxy_headers=False,
         lifespan="off",
+        http=deadline_protocol(settings.body_timeout),
         timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
         timeout_graceful_shutdown=5,
         limit_concurrency=max_connections,
