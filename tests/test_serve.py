@@ -34,14 +34,16 @@ class Server:
     """`digitkit serve` in a subprocess, on a free loopback port, in an empty working directory
     with an empty TMPDIR (so that anything it wrote would show)."""
 
-    def __init__(self, model: Path, workdir: Path, *args: str, env: dict | None = None) -> None:
+    def __init__(
+        self, model: Path, workdir: Path, *args: str, env: dict | None = None, model_flag: bool = True
+    ) -> None:
         self.workdir = workdir
         self.tmpdir = workdir / "tmp"
         self.tmpdir.mkdir(parents=True)
         self.stderr_path = workdir.parent / f"{workdir.name}.stderr"
         self.stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [str(DIGITKIT), "serve", "--model", str(model), "--port", "0", *args],
+            [str(DIGITKIT), "serve", *(["--model", str(model)] if model_flag else []), "--port", "0", *args],
             cwd=workdir,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -693,7 +695,7 @@ def test_the_page_in_chromium_draws_uploads_and_logs_no_error(server, sample_fil
 DEVICE_EXTRAS = "serve,images,cli"  # no LiteRT: the numpy backend runs the int8 TFLite there
 DEVICE_SCRIPT = """
 import json, platform, subprocess, sys, urllib.request
-server = subprocess.Popen([sys.argv[1], "serve", "--model", "/work/model/MODEL", "--port", "0"],
+server = subprocess.Popen([sys.argv[1], "serve", "--bundle", "/work/bundle", "--port", "0"],
                           stdout=subprocess.PIPE, stderr=open("/work/out/serve.err", "wb"))
 try:
     line = server.stdout.readline().decode()
@@ -710,35 +712,63 @@ print(json.dumps({"line": line, "answer": answer, "info": info, "machine": platf
 """
 
 
+@pytest.fixture(scope="module")
+def bundle_dir(export_dir, tmp_path_factory) -> Path:
+    """`digitkit bundle --mode int8-pixels`: the artifact, its manifest, the parity set, the wheel."""
+    from typer.testing import CliRunner
+
+    from digitkit.toolkit.cli import app
+
+    out = tmp_path_factory.mktemp("serve-bundle") / "work" / "bundle"
+    made = CliRunner().invoke(app, ["bundle", str(export_dir), "--out", str(out), "--mode", "int8-pixels"])
+    assert made.exit_code == 0, made.output
+    return out
+
+
+def test_serve_a_bundle_directory_not_an_archive(bundle_dir, model_path):
+    """--bundle DIR serves its int8-pixels TFLite (checked against the bundle's hashes); an archive
+    would have to be unpacked to disk, so it is refused in one line, as are --model with --bundle."""
+    server = Server(
+        model_path, bundle_dir.parent / "cwd-bundle", "--bundle", str(bundle_dir), model_flag=False
+    )
+    try:
+        status, _, info = server.request("GET", "/api/info")
+        assert status == 200 and info["artifact"] == ARTIFACT and info["reference"]["test_accuracy"] >= 0.95
+    finally:
+        server.stop()
+    for args, message in (
+        (["--bundle", str(bundle_dir) + ".tar.gz"], "is not a directory"),
+        (["--bundle", str(bundle_dir), "--model", str(model_path)], "not both"),
+    ):
+        done = subprocess.run([str(DIGITKIT), "serve", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.emulation
-def test_the_server_answers_on_an_emulated_arm64_pi(export_dir, sample_files, tmp_path, figures):
-    """`pip install "digitkit[serve,images,cli]"` from the wheel and aarch64 wheels (pure-Python web
-    stack), then `digitkit serve` starts there and answers a POST: the host's numpy backend's answer."""
+def test_the_server_answers_on_an_emulated_arm64_pi(bundle_dir, model_path, sample_files, figures):
+    """The bundle's wheel installed with `pip install "digitkit[serve,images,cli]"` and aarch64 wheels
+    (the web stack is pure Python), then `digitkit serve --bundle` starts there and answers a POST with
+    the host's numpy backend's answer."""
     from emulation import aarch64 as emu
     from helpers import wheel_requirements
 
     from digitkit.runtime import load
     from digitkit.runtime.images import load_image
-    from digitkit.toolkit.bundling import build_wheel
 
     reason = emu.emulation_unavailable_reason()
     if reason:
         pytest.skip(reason)
     started = time.monotonic()
-    work = tmp_path / "work"
-    (work / "model").mkdir(parents=True)
-    (work / "out").mkdir()
-    for name in (ARTIFACT, "manifest.json"):
-        (work / "model" / name).write_bytes((export_dir / name).read_bytes())
+    work = bundle_dir.parent
+    (work / "out").mkdir(exist_ok=True)
     photo = next(p for p in sample_files if p.name == "photo-0.png")
     (work / "sample.png").write_bytes(photo.read_bytes())
-    (work / "device.py").write_text(DEVICE_SCRIPT.replace("MODEL", ARTIFACT))
-    wheel = build_wheel(tmp_path / "wheel")
-    assert wheel is not None, "could not build digitkit's wheel"
+    (work / "device.py").write_text(DEVICE_SCRIPT)
+    wheel = next(bundle_dir.glob("digitkit-*.whl"))
     emu.ensure_host_tools()
     cache = emu.default_cache_dir()
-    root = emu.ensure_rootfs(cache, root=tmp_path / "root")  # its own copy: others may use the cache's
+    root = emu.ensure_rootfs(cache, root=work.parent / "root")  # its own copy: others may use the cache's
     wheels = emu.download_wheels(
         wheel_requirements(wheel, DEVICE_EXTRAS, with_base=True), cache / "wheels-cp311-aarch64"
     )
@@ -754,8 +784,9 @@ def test_the_server_answers_on_an_emulated_arm64_pi(export_dir, sample_files, tm
         assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{(work / 'out' / 'serve.err').read_text()}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    host = load(export_dir / ARTIFACT, backend="numpy").predict_proba(load_image(photo)[None])[0]
+    host = load(model_path, backend="numpy").predict_proba(load_image(photo)[None])[0]
     assert result["machine"] == "aarch64" and result["info"]["backend"] == "numpy"
+    assert result["info"]["artifact"] == ARTIFACT
     assert result["answer"]["probabilities"] == [round(float(p), 6) for p in host]
     assert result["answer"]["digit"] == 7
     figures.append(
