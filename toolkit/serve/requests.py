@@ -87,6 +87,8 @@ def is_quick(body: bytes, content_type: Optional[str]) -> bool:
     kind = media_type(content_type)
     if kind in JSON_TYPES:
         return True
+    if kind == MULTIPART:
+        return False  # its files could declare millions of pixels
     if kind != "" and not kind.startswith(IMAGE_TYPES):
         return True  # refused at once (415)
     try:
