@@ -17,7 +17,10 @@ def serve(
         typer.Option(help="A .tflite or .onnx artifact (default: the int8 TFLite of the last export)."),
     ] = None,
     bundle: Annotated[
-        Optional[Path], typer.Option(help="A bundle directory from `digitkit bundle`: serve its int8 TFLite.")
+        Optional[Path],
+        typer.Option(
+            help="A bundle directory from `digitkit bundle`: serve its int8-pixels (else int8) TFLite."
+        ),
     ] = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on. 0.0.0.0 opens it to the network (use --token).")
@@ -31,7 +34,7 @@ def serve(
     token: Annotated[
         Optional[str],
         typer.Option(
-            help="Require `Authorization: Bearer TOKEN` on /api/* (or set DIGITKIT_SERVE_TOKEN).",
+            help="Require `Authorization: Bearer TOKEN` on /api/* (better: set DIGITKIT_SERVE_TOKEN, which `ps` does not show).",
             envvar="DIGITKIT_SERVE_TOKEN",
             show_envvar=False,
         ),
@@ -42,7 +45,9 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Most images in one request.", min=1)] = 256,
     body_timeout: Annotated[
         float,
-        typer.Option(help="Seconds a client has to send its headers (else closed), then its body (408)."),
+        typer.Option(
+            help="Seconds a client has to send its headers (else closed), then its body (408).", min=0.1
+        ),
     ] = 10.0,
     max_connections: Annotated[
         int, typer.Option(help="Open connections at most (503 beyond: a flood cannot exhaust memory).", min=1)
