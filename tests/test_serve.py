@@ -621,8 +621,11 @@ def test_fuzz_a_thousand_malformed_requests(server, sample_files, figures):
 # --- the page in a real browser -----------------------------------------------------------------
 
 
-def test_the_page_in_chromium_draws_uploads_and_logs_no_error(server, sample_files, tmp_path, figures):
+def test_the_page_in_chromium_draws_uploads_and_logs_no_error(
+    server, sample_files, mnist_test, tmp_path, figures
+):
     import browser
+    from PIL import Image
 
     reason = browser.unavailable()
     if reason:
@@ -677,6 +680,15 @@ def test_the_page_in_chromium_draws_uploads_and_logs_no_error(server, sample_fil
         photo = next(p for p in sample_files if p.name == "photo-1.jpg")  # MNIST test image 1: a 2
         upload.send_keys(str(photo))
         wait.until(lambda d: d.find_element(By.ID, "digit").text == "2")
+        # A phone photo over the server's --max-body: the page shrinks it before sending.
+        big = tmp_path / "phone.jpg"
+        paper = np.random.default_rng(0).normal(215, 18, size=(2400, 3200)).clip(0, 255).astype(np.uint8)
+        ink = np.asarray(Image.fromarray(255 - mnist_test[0][0]).resize((1500, 1500), Image.LANCZOS))
+        paper[450:1950, 850:2350] = np.minimum(paper[450:1950, 850:2350], ink)
+        Image.fromarray(paper).save(big, quality=95)
+        assert big.stat().st_size > MAX_BODY
+        upload.send_keys(str(big))
+        wait.until(lambda d: d.find_element(By.ID, "digit").text == "7")
         driver.find_element(By.ID, "clear").click()
         assert driver.find_element(By.ID, "digit").text == "–"
         assert browser.console_errors(driver) == []

@@ -7,7 +7,7 @@
   const ctx = pad.getContext("2d");
   const seen = $("seen").getContext("2d");
   let token = sessionStorage.getItem("digitkit-token") || "";
-  let drawing = false, drawn = false, inFlight = false, again = false, last = null;
+  let drawing = false, drawn = false, inFlight = false, again = false, last = null, maxBody = 0;
 
   function clearPad() {
     ctx.fillStyle = "#fff";
@@ -124,11 +124,28 @@
   pad.addEventListener("pointerup", stop);
   pad.addEventListener("pointercancel", stop);
 
+  // A photo larger than the server accepts (a 48-megapixel phone camera) is shrunk here first, to
+  // 2048 pixels on its longer side, upright: the digit needs 20 pixels, the network far fewer bytes.
+  async function shrink(file) {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = Math.min(1, 2048 / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  }
+
   async function upload(input) {
     const file = input.files[0];
     if (!file) return;
     try {
-      await predict(file, file.type || "application/octet-stream");
+      if (maxBody && file.size > maxBody) {
+        $("status").textContent = "Shrinking the photo…";
+        await predict(await shrink(file), "image/jpeg");
+      } else {
+        await predict(file, file.type || "application/octet-stream");
+      }
     } catch (err) {
       $("status").textContent = `The server did not answer (${err.message}).`;
     }
@@ -150,6 +167,7 @@
       const response = await fetch("/api/info", { headers: token ? { Authorization: `Bearer ${token}` } : {} });
       if (response.status === 401) { $("token-row").hidden = false; $("model").textContent = "This server needs a token."; return; }
       const info = await response.json();
+      maxBody = info.limits.max_body_bytes;
       const accuracy = info.reference ? ` · reference accuracy ${(info.reference.test_accuracy * 100).toFixed(2)}%` : "";
       $("model").textContent = `${info.artifact} · ${info.mode} · ${info.backend}${accuracy}`;
     } catch (err) {
