@@ -19,6 +19,7 @@ from pathlib import Path
 
 import bench_coldstart
 import bench_runtime
+import bench_serve
 import bench_sizes
 import bench_tensorflow
 import bench_training
@@ -28,7 +29,7 @@ from digitkit.runtime.files import write_bytes_atomic, write_json_atomic
 
 log = partial(print, flush=True)
 # In this order: training gives the workspace model, and TensorFlow is imported in this process last.
-MODULES = (bench_training, bench_sizes, bench_coldstart, bench_runtime, bench_tensorflow)
+MODULES = (bench_training, bench_sizes, bench_coldstart, bench_runtime, bench_serve, bench_tensorflow)
 PHASES = {module.__name__.removeprefix("bench_"): module for module in MODULES}
 
 

@@ -125,9 +125,20 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
 # --- reading -------------------------------------------------------------------------------------
 
 
+def read_gray_bytes(data: bytes, name: str = "The image") -> np.ndarray:
+    """An image file's bytes (an upload, a request body) as ``load_image`` reads them, before the
+    MNIST transform: a 2-D uint8 or float64 0-255 grayscale array. Nothing touches the disk.
+    ``to_mnist`` on the result gives what ``load_image`` gives for a file holding these bytes."""
+    import io
+
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes)", "Send the image's bytes")
+    return _decode_gray(io.BytesIO(data), name)
+
+
 def _read_gray(path: Path) -> np.ndarray:
     """The file's first frame, upright, as a 2-D uint8 or float64 0-255 grayscale array."""
-    Image, ImageOps = _pillow()
+    _pillow()
     if not path.exists():
         raise ImageError(f"{path} does not exist", "Pass image files or directories of them")
     if path.is_dir():
@@ -138,33 +149,39 @@ def _read_gray(path: Path) -> np.ndarray:
         raise ImageError(f"{path} cannot be read ({exc.strerror})", "Check the file's permissions") from exc
     if size == 0:
         raise ImageError(f"{path} is empty (0 bytes)", "Copy the image again; the file holds no data")
+    return _decode_gray(path, str(path))
+
+
+def _decode_gray(source: Union[Path, Any], name: str) -> np.ndarray:
+    """Decode a path or a binary file object; every failure an ``ImageError`` naming ``name``."""
+    Image, ImageOps = _pillow()
     # Pillow's own guard errors at twice its limit and warns above it; both mean "too large". The
     # warning is not trapped with warnings.catch_warnings (not thread-safe): images it would warn
     # about exceed the limit below, and the except clauses catch it where warnings are errors.
     bomb = (Image.DecompressionBombError, Image.DecompressionBombWarning)
     limit = min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_PIXELS)
     try:
-        img = Image.open(path)
+        img = Image.open(source)
     except bomb as exc:
-        raise _too_large(path, None, limit) from exc
+        raise _too_large(name, None, limit) from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{path} is not an image Pillow can read", _FIX_IMAGE) from exc
+        raise ImageError(f"{name} is not an image Pillow can read", _FIX_IMAGE) from exc
     except OSError as exc:
         if exc.errno is not None:  # the file system's refusal, not the image's content
             raise ImageError(
-                f"{path} cannot be read ({exc.strerror})", "Check the file's permissions"
+                f"{name} cannot be read ({exc.strerror})", "Check the file's permissions"
             ) from exc
         raise ImageError(
-            f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+            f"{name} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
         ) from exc
     except Exception as exc:  # a malformed header can raise nearly anything inside a plugin
-        raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", _FIX_IMAGE) from exc
+        raise ImageError(f"{name} is corrupt ({type(exc).__name__}: {exc})", _FIX_IMAGE) from exc
     with img:
         width, height = img.size
         if width * height > limit:
-            raise _too_large(path, (width, height), limit)
+            raise _too_large(name, (width, height), limit)
         if width <= 0 or height <= 0:
-            raise ImageError(f"{path} has no pixels ({width}x{height})", _FIX_IMAGE)
+            raise ImageError(f"{name} has no pixels ({width}x{height})", _FIX_IMAGE)
         factor = -(-max(width, height) // WORK_SIDE)
         try:
             img.seek(0)  # animations: the first frame
@@ -174,19 +191,19 @@ def _read_gray(path: Path) -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             return _shrink(_gray_array(img))
         except bomb as exc:
-            raise _too_large(path, (width, height), limit) from exc
+            raise _too_large(name, (width, height), limit) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(
-                f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+                f"{name} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
             ) from exc
         except Exception as exc:  # Pillow decoders raise struct.error, IndexError, ... on bad data
-            raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
+            raise ImageError(f"{name} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
 
 
-def _too_large(path: Path, size: Optional[tuple[int, int]], limit: int) -> ImageError:
+def _too_large(name: str, size: Optional[tuple[int, int]], limit: int) -> ImageError:
     claimed = f" ({size[0]}x{size[1]} pixels)" if size else ""
     return ImageError(
-        f"{path} is too large to read{claimed}; the limit is {limit:,} pixels",
+        f"{name} is too large to read{claimed}; the limit is {limit:,} pixels",
         "Crop or shrink the image to the digit",
     )
 

@@ -37,6 +37,9 @@ def test_wheel_holds_the_three_packages_and_no_data(wheel):
         "digitkit/export/formats.py",
         "digitkit/runtime/model.py",
         "digitkit/runtime/backends/tflite.py",
+        "digitkit/toolkit/serve/app.py",
+        "digitkit/toolkit/serve/static/index.html",  # `digitkit serve`'s page: package data
+        "digitkit/toolkit/serve/static/app.js",
     ):
         assert package in names
     assert not any(n.startswith(("toolkit/", "export/", "runtime/", "tests/")) for n in names), (

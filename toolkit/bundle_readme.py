@@ -51,6 +51,14 @@ models run on the numpy backend. Verify only those there (`--artifact FILE`, rep
     ~/digitkit-env/bin/digitkit verify --bundle .        # parity: accuracy and agreement with Keras
     ~/digitkit-env/bin/digitkit bench --bundle .         # latency and throughput on this device
     ~/digitkit-env/bin/digitkit predict digit.png --model {entries[0].file}
+
+## Serve it over HTTP
+
+Add `serve,images` to the extras (the web stack is pure Python; on 32-bit Pi OS, where PyPI has no Pillow, add
+`serve` and `sudo apt install python3-pil`), then
+`~/digitkit-env/bin/digitkit serve --bundle .` serves a draw-a-digit page and a JSON API (`POST /api/predict`)
+on http://127.0.0.1:8000/; `--host 0.0.0.0 --token SECRET` opens it to the network. digitkit's README has a
+systemd unit to start it at boot.
 """
 
 

@@ -74,7 +74,7 @@ def _show_warning(
 
 # Each command is the function of that name in the module of that name, imported when it runs (or
 # when --help lists it): `digitkit predict` imports neither the export layer nor TensorFlow.
-COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle")
+COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle", "serve")
 
 
 def _command(name: str) -> Any:
