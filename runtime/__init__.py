@@ -18,11 +18,13 @@ from .errors import (
 )
 from .manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, read_manifest
 from .model import DigitModel, load
+from .version import __version__
 
 __all__ = [
     "BACKENDS",
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
+    "__version__",
     "ArtifactError",
     "BackendUnavailableError",
     "DataError",

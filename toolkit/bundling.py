@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from digitkit.runtime.errors import ArtifactError, DataError, InputError
-from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
+from digitkit.runtime.files import (
+    STAGING_PREFIX,
+    ensure_writable_dir,
+    new_staging_dir,
+    uninterrupted,
+    write_json_atomic,
+)
 from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import (
     MANIFEST_NAME,
@@ -115,8 +121,9 @@ def build_bundle(
         tar_tmp = staging / (out.name + ".tar.gz")
         with tarfile.open(tar_tmp, "w:gz") as tar:
             tar.add(root, arcname=out.name)
-        _replace_dir(root, out)
-        os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
+        with uninterrupted():  # the directory and its archive, both or neither
+            _replace_dir(root, out)
+            os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out, out.with_name(out.name + ".tar.gz")

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .common import echo, parse_sizes, print_table
+from .common import JSON_HELP, echo, emit_json, json_output, parse_sizes, print_table, to_stdout
 from .predict import BACKEND_HELP
 
 
@@ -32,12 +32,11 @@ def bench(
         Optional[int], typer.Option(help="Threads the backend may use (default: the backend's).")
     ] = None,
     seconds: Annotated[float, typer.Option(help="Rough time spent per measurement.")] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Measure artifacts with the device runtime, on every installed backend that runs them; numbers
     are medians (and p99 for latency)."""
     import contextlib
-    import json
 
     from digitkit.runtime.errors import InputError
     from digitkit.runtime.quiet import quiet_output
@@ -46,6 +45,7 @@ def bench(
     from digitkit.toolkit.verification import backends_to_run
 
     sizes = parse_sizes(batch_sizes, "--batch-sizes")
+    json_target = json_output(json_path)
     with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
         paths = list(model or [])
         if bundle is not None:
@@ -69,8 +69,8 @@ def bench(
             f"None of the backends {', '.join(backends or [])} runs these artifacts",
             "Drop --backend or pick one that matches the format",
         )
-    if as_json:
-        echo(json.dumps([r.to_json() for r in results], indent=2))
+    if to_stdout(json_target):
+        emit_json(json_target, [r.to_json() for r in results])
         return
     headers = [
         "artifact",
@@ -89,3 +89,4 @@ def bench(
     ]
     print_table(headers, rows)
     echo(f"Machine: {results[0].machine}; threads: {threads or 'backend default'}")
+    emit_json(json_target, [r.to_json() for r in results])

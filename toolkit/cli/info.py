@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from .common import echo, human_size
+from .common import JSON_HELP, echo, emit_json, human_size, json_output, to_stdout
 from .predict import BACKEND_HELP
 
 
 def info(
     artifact: Annotated[Path, typer.Argument(help="A .tflite or .onnx file.")],
     backend: Annotated[str, typer.Option(help="Backend used to read its tensors: " + BACKEND_HELP)] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Format, mode, inputs and outputs, quantization, size, hash, and the manifest check."""
-    import json
-
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.inspection import describe
 
+    json_target = json_output(json_path)
     with quiet_output():
         described = describe(artifact, backend)
-    if as_json:
-        echo(json.dumps(described.to_json(), indent=2))
+    if to_stdout(json_target):
+        emit_json(json_target, described.to_json())
         return
     echo(f"file:          {described.file}")
     echo(f"format/mode:   {described.format} / {described.mode}")
@@ -48,3 +47,4 @@ def info(
             echo(f"{tool_role:<14} {tool.name} {tool.version}")
     if described.opset is not None:
         echo(f"opset:         {described.opset}")
+    emit_json(json_target, described.to_json())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, echo, print_table
+from .common import DEFAULT_EXPORT_DIR, JSON_HELP, echo, emit_json, json_output, print_table, to_stdout
 
 if TYPE_CHECKING:
     from digitkit.toolkit.verification import Gates, ParityResult
@@ -38,9 +38,7 @@ def verify(
     files: Annotated[
         Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")
     ] = None,
-    json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")
-    ] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
     report: Annotated[
         Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this directory.")
     ] = None,
@@ -52,11 +50,9 @@ def verify(
 
     Exit 0: every artifact passes on every backend; 1: a gate failed; 2: bad input."""
     import contextlib
-    import json
-    import sys
 
-    from digitkit.runtime.errors import GateError
-    from digitkit.runtime.files import check_output_file, ensure_writable_dir, write_json_atomic
+    from digitkit.runtime.errors import GateError, InputError
+    from digitkit.runtime.files import ensure_writable_dir
     from digitkit.runtime.manifest import read_manifest
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.data import load_mnist_test
@@ -64,13 +60,15 @@ def verify(
 
     gates = Gates(min_accuracy=min_accuracy, max_drop_pp=max_drop, min_agreement=min_agreement)
     gates.check()
-    to_stdout = json_path is not None and str(json_path) == "-"
-    if json_path is not None and not to_stdout:
-        check_output_file(json_path, "--json")
+    json_target = json_output(json_path)
     if report is not None:
         from digitkit.toolkit.report import require_plotting
 
         require_plotting()
+        if report.exists() and not report.is_dir():
+            raise InputError(
+                f"--report {report} is a file", "Pass a directory for the report, e.g. --report runs/report"
+            )
         ensure_writable_dir(report.parent if str(report.parent) else Path("."), "report", "--report")
     with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
         if bundle is not None:
@@ -83,23 +81,36 @@ def verify(
         with quiet_output():  # LiteRT's XNNPACK start-up notice
             results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
     summary = summary_json(manifest, results, gates)
-    if to_stdout:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    else:
+    if not to_stdout(json_target):
         render(results, manifest.source_model.test_accuracy, gates)
-        if json_path is not None:
-            write_json_atomic(json_path, summary)
-            echo(f"JSON: {json_path}")
+    emit_json(json_target, summary)
     if report is not None:
-        from digitkit.toolkit.report import write_report
-
-        echo(f"Report: {write_report(report, manifest, results, x_test, y_test)}")
+        echo(f"Report: {publish_report(report, manifest, results, x_test, y_test)}")
     if not summary["passed"]:
         failed = [r for r in results if not r.passed]
         raise GateError(
             f"{len(failed)} of {len(results)} artifact/backend pairs failed a parity gate ({failed[0].file} on {failed[0].backend}: {failed[0].failures[0].kind})",
             "See the table above; the artifact does not keep the Keras model's accuracy",
         )
+
+
+def publish_report(report: Path, manifest, results, x_test, y_test) -> Path:
+    """The report drawn in a hidden staging directory, then moved into ``report`` in one step with
+    index.html last: an interrupted run leaves no half report (other files there stay)."""
+    import shutil
+
+    from digitkit.runtime.files import new_staging_dir, publish
+    from digitkit.toolkit.report import write_report
+
+    staging = new_staging_dir(report.parent if str(report.parent) else Path("."))
+    try:
+        page = write_report(staging, manifest, results, x_test, y_test)
+        drawn = sorted(staging.iterdir(), key=lambda p: (p == page, p.name))
+        report.mkdir(exist_ok=True)
+        publish(drawn, report)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report / page.name
 
 
 def render(results: list[ParityResult], reference_accuracy: float, gates: Gates) -> None:
