@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from helpers import mnist_png_dir, run_cli
+from helpers import mnist_png_dir
 
 DIGITKIT = Path(sys.executable).with_name("digitkit")
 # Python's own start-up (site, the editable-install finder: about 30 ms here) runs before digitkit's
@@ -122,7 +122,9 @@ def interrupt_once(args: list[str], delay: float, cwd: Path) -> tuple[int | None
 
 
 @pytest.mark.slow
-def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(export_dir, seed_model_dir, mnist, tmp_path):
+def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(
+    export_dir, seed_model_dir, mnist, tmp_path
+):
     """≥ 30 SIGINTs at random moments into train, export, verify --report, bench, bundle (with and
     without building the wheel) and predict on many files: exit 130 (or 0 if it had already
     finished), one line, no traceback, no half-written output, no staging left behind."""
@@ -140,24 +142,30 @@ def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(export_dir
         ),
         Case(
             "export",
-            lambda w: ["export", "--model", str(seed_model_dir / "model.keras"), "--out", str(w / "export")]
-            + ["--format", "tflite"],
+            lambda w: (
+                ["export", "--model", str(seed_model_dir / "model.keras"), "--out", str(w / "export")]
+                + ["--format", "tflite"]
+            ),
             10.0,
             3,
             lambda w: export_is_whole(w / "export"),
         ),
         Case(
             "verify --report",
-            lambda w: ["verify", str(export_dir), "--artifact", int8.name, "--backend", "numpy"]
-            + ["--report", str(w / "report"), "--json", str(w / "verify.json")],
+            lambda w: (
+                ["verify", str(export_dir), "--artifact", int8.name, "--backend", "numpy"]
+                + ["--report", str(w / "report"), "--json", str(w / "verify.json")]
+            ),
             2.5,
             8,
             lambda w: (report_is_whole(w / "report"), json_is_whole(w / "verify.json")),
         ),
         Case(
             "bench",
-            lambda w: ["bench", "--model", str(int8), "--backend", "numpy", "--seconds", "0.2"]
-            + ["--batch-sizes", "1,32", "--json", str(w / "bench.json")],
+            lambda w: (
+                ["bench", "--model", str(int8), "--backend", "numpy", "--seconds", "0.2"]
+                + ["--batch-sizes", "1,32", "--json", str(w / "bench.json")]
+            ),
             2.5,
             5,
             lambda w: json_is_whole(w / "bench.json"),
@@ -199,7 +207,9 @@ def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(export_dir
             if sent:
                 interrupted += 1
                 assert code == 130, f"{where}: exit {code}\n{err}"
-                assert err.strip().splitlines()[-1].startswith("digitkit: error: Interrupted"), f"{where}:\n{err}"
+                assert err.strip().splitlines()[-1].startswith("digitkit: error: Interrupted"), (
+                    f"{where}:\n{err}"
+                )
             else:
                 assert code == 0, f"{where}: finished before the signal with exit {code}\n{err}"
             case.check(work)

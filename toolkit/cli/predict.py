@@ -43,7 +43,9 @@ def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
 def predict(
     images: Annotated[
         List[Path],
-        typer.Argument(help="Image files or directories of them (PNG, JPEG, BMP, PGM/PPM, ...); - reads stdin."),
+        typer.Argument(
+            help="Image files or directories of them (PNG, JPEG, BMP, PGM/PPM, ...); - reads stdin."
+        ),
     ],
     model: Annotated[
         Optional[Path],
