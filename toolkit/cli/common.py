@@ -81,7 +81,7 @@ def _show_warning(
 
 # Each command is the function of that name in the module of that name, imported when it runs (or
 # when --help lists it): `digitkit predict` imports neither the export layer nor TensorFlow.
-COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle")
+COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle", "doctor")
 
 
 def _command(name: str) -> Any:
@@ -282,11 +282,17 @@ def parse_sizes(text: str, option: str) -> list[int]:
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB"):
+    """Binary units, labelled as such: 683.7 KiB, 2.6 MiB."""
+    for unit in ("B", "KiB", "MiB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} GB"
+    return f"{size:.1f} GiB"
+
+
+def progress_line(message: str) -> None:
+    """A long step announced on stderr (stdout stays the result, JSON included)."""
+    typer.echo(f"digitkit: {message} ...", err=True)
 
 
 def print_table(

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, JSON_HELP, echo, emit_json, json_output, print_table, to_stdout
+from .common import (
+    DEFAULT_EXPORT_DIR,
+    JSON_HELP,
+    echo,
+    emit_json,
+    json_output,
+    note,
+    plural,
+    print_table,
+    progress_line,
+    to_stdout,
+)
 
 if TYPE_CHECKING:
     from digitkit.toolkit.verification import Gates, ParityResult
@@ -77,9 +88,13 @@ def verify(
             manifest, data_dir = opened.enter_context(open_bundle(bundle))
         else:
             manifest = read_manifest(artifact_dir)
+            warn_unlisted(manifest)
+        warn_missing_reference(manifest)
         x_test, y_test = load_mnist_test(data_dir)
         with quiet_output():  # LiteRT's XNNPACK start-up notice
-            results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
+            results = verify_manifest(
+                manifest, x_test, y_test, gates, backends=backends, files=files, on_result=announce
+            )
     summary = summary_json(manifest, results, gates)
     if not to_stdout(json_target):
         render(results, manifest.source_model.test_accuracy, gates)
@@ -94,6 +109,59 @@ def verify(
         )
 
 
+def announce(result: ParityResult) -> None:
+    """Progress on stderr (fd 2 is silenced while backends run, so straight to the terminal's copy)."""
+    import os
+
+    line = f"digitkit: verified {result.file} on {result.backend}: {'pass' if result.passed else 'FAIL'}\n"
+    try:
+        os.write(_STDERR_COPY, line.encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _stderr_copy() -> int:
+    import os
+    import sys
+
+    try:
+        return os.dup(sys.stderr.fileno())
+    except (OSError, ValueError):  # no real stderr (tests capturing it): progress has nowhere to go
+        return -1
+
+
+_STDERR_COPY = _stderr_copy()
+
+
+def warn_unlisted(manifest) -> None:
+    """Model files beside the manifest that it does not list are not verified: say so."""
+    from digitkit.runtime.validate import FORMAT_BY_SUFFIX
+
+    listed = {e.file for e in manifest.artifacts}
+    for entry in manifest.artifacts:
+        listed.update(ref.file for ref in entry.companion_files())
+    unlisted = sorted(
+        p.name
+        for p in manifest.directory.iterdir()
+        if p.is_file() and p.suffix.lower() in FORMAT_BY_SUFFIX and p.name not in listed
+    )
+    if unlisted:
+        note(
+            f"{plural(len(unlisted), 'model file')} in {manifest.directory} not listed in its manifest "
+            f"and not verified: {', '.join(unlisted)} (left by an earlier export? re-export or move them)"
+        )
+
+
+def warn_missing_reference(manifest) -> None:
+    info = manifest.source_model.test_probabilities
+    if info is not None and not (manifest.directory / info.file).is_file():
+        note(
+            f"{info.file} is missing from {manifest.directory}: the max |Δp| check against the Keras "
+            "probabilities is skipped (accuracy, drop and agreement are still checked). "
+            "Copy it with the artifacts or re-export"
+        )
+
+
 def publish_report(report: Path, manifest, results, x_test, y_test) -> Path:
     """The report drawn in a hidden staging directory, then moved into ``report`` in one step with
     index.html last: an interrupted run leaves no half report (other files there stay)."""
@@ -103,6 +171,7 @@ def publish_report(report: Path, manifest, results, x_test, y_test) -> Path:
     from digitkit.toolkit.report import write_report
 
     staging = new_staging_dir(report.parent if str(report.parent) else Path("."))
+    progress_line(f"drawing the report in {report}")
     try:
         page = write_report(staging, manifest, results, x_test, y_test)
         drawn = sorted(staging.iterdir(), key=lambda p: (p == page, p.name))
@@ -119,7 +188,7 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
     rows = []
     for r in sorted(results, key=lambda r: r.passed):  # failures first
         verdict = Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red")
-        diff = "-" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
+        diff = "skipped" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
         rows.append(
             [
                 verdict,
@@ -133,7 +202,17 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
             ]
         )
     print_table(
-        ["", "artifact", "backend", "accuracy", "vs keras pp", "agreement", "max |Δp|", "µs/image"], rows
+        [
+            "",
+            "artifact",
+            "backend",
+            "accuracy",
+            "vs keras pp",
+            "agreement",
+            "max |Δp|",
+            "µs/image (batch 1000)",
+        ],
+        rows,
     )
     echo(
         f"Keras reference accuracy {reference_accuracy:.4f}. Gates: accuracy ≥ {gates.min_accuracy:.2f}, "
@@ -141,8 +220,9 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
     )
     for r in results:
         for failure in r.failures:
-            echo(f"FAIL {r.file} on {r.backend}: {failure.kind}: {failure.message}")
+            echo(f"FAIL {r.file} on {r.backend}: {failure.message}")
     passed = sum(r.passed for r in results)
     echo(
-        f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {len(results)} artifact/backend pairs pass."
+        f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {plural(len(results), 'artifact/backend pair')} "
+        f"{'passes' if passed == 1 else 'pass'}."
     )
