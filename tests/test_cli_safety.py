@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from helpers import mnist_png_dir
+from helpers import mnist_png_dir, run_cli
 
 DIGITKIT = Path(sys.executable).with_name("digitkit")
 # Python's own start-up (site, the editable-install finder: about 30 ms here) runs before digitkit's
@@ -123,7 +123,7 @@ def interrupt_once(args: list[str], delay: float, cwd: Path) -> tuple[int | None
 
 @pytest.mark.slow
 def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(
-    export_dir, seed_model_dir, mnist, tmp_path
+    export_dir, seed_model_dir, mnist, tmp_path, figures
 ):
     """≥ 30 SIGINTs at random moments into train, export, verify --report, bench, bundle (with and
     without building the wheel) and predict on many files: exit 130 (or 0 if it had already
@@ -217,3 +217,282 @@ def test_ctrl_c_at_random_moments_exits_130_with_nothing_half_written(
             shutil.rmtree(work)
     assert len(tried) >= 30
     assert interrupted >= 25, f"only {interrupted} of {len(tried)} runs were still going when signalled"
+    figures.append(
+        f"Ctrl-C safety: {len(tried)} runs of train/export/verify --report/bench/bundle/predict, "
+        f"{interrupted} interrupted mid-run, all exit 130 with nothing half-written (seed {seed})"
+    )
+
+
+# --- output paths, checked before the work -----------------------------------------------------
+
+
+def test_json_to_a_directory_is_refused_before_the_run(export_dir, tmp_path):
+    target = tmp_path / "results.json"
+    target.mkdir()
+    started = time.perf_counter()
+    result = run_cli("verify", export_dir, "--json", target)
+    assert result.returncode == 2
+    assert f"--json {target} is a directory" in result.stderr and "Traceback" not in result.stderr
+    assert time.perf_counter() - started < 20  # refused before 10,000 images on 14 artifact/backend pairs
+    assert list(target.iterdir()) == []
+
+
+def test_json_parent_directories_are_made_as_for_every_output(export_dir, tmp_path):
+    target = tmp_path / "new" / "deeper" / "info.json"
+    result = run_cli("info", export_dir / "digit_mlp_int8.tflite", "--json", target)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(target.read_text())["mode"] == "int8"
+    assert f"JSON: {target}" in result.stdout
+
+
+def test_report_given_a_file_names_report_not_out(export_dir, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = run_cli("verify", export_dir, "--report", notes)
+    assert result.returncode == 2
+    assert "--report" in result.stderr and "--out" not in result.stderr
+    assert notes.read_text() == "mine"
+
+
+def test_json_flag_never_takes_an_image_as_its_file(export_dir, tmp_path, mnist_test):
+    (image,) = mnist_png_dir(tmp_path / "pngs", mnist_test[0][:1])
+    before = image.read_bytes()
+    result = run_cli("predict", "--json", image, "--model", export_dir)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["file"] == str(image) and record["backend"] == "litert"
+    assert record["model"].endswith("digit_mlp_int8_pixels.tflite")
+    assert image.read_bytes() == before
+
+
+# --- nothing lost -----------------------------------------------------------------------------
+
+
+def copy_export(export_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy)
+    return copy
+
+
+def test_verify_names_model_files_the_manifest_does_not_list(export_dir, tmp_path):
+    export = copy_export(export_dir, tmp_path)
+    shutil.copy(export / "digit_mlp_int8.tflite", export / "old_model.tflite")
+    result = run_cli("verify", export, "--artifact", "digit_mlp_int8.tflite", "--backend", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert "1 model file in" in result.stderr and "old_model.tflite" in result.stderr
+    assert "not verified" in result.stderr
+
+
+def test_missing_reference_probabilities_names_the_skipped_check(export_dir, tmp_path):
+    export = copy_export(export_dir, tmp_path)
+    (export / "reference_probabilities.npy").unlink()
+    result = run_cli(
+        "verify", export, "--artifact", "digit_mlp_int8.tflite", "--backend", "numpy", "--json", "-"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reference_probabilities.npy is missing" in result.stderr and "skipped" in result.stderr
+    assert json.loads(result.stdout)["results"][0]["max_abs_prob_diff"] is None
+
+
+@pytest.mark.slow
+def test_re_export_with_fewer_modes_removes_its_own_stale_artifacts(export_dir, seed_model_dir, tmp_path):
+    export = copy_export(export_dir, tmp_path)
+    (export / "digit_mlp_int8.onnx").write_bytes(b"edited by hand")  # not digitkit's any more: kept
+    (export / "notes.txt").write_text("mine")  # never digitkit's: untouched
+    result = run_cli(
+        "export", "--model", seed_model_dir, "--out", export, "--format", "tflite", "--json", "-"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [a["file"] for a in summary["artifacts"]] == ["digit_mlp_fp32.tflite"]
+    assert "digit_mlp_int8_pixels.tflite" in summary["stale_removed"]
+    assert summary["stale_kept"] == ["digit_mlp_int8.onnx"]
+    assert "Removed 6 file(s)" in result.stderr and "Kept digit_mlp_int8.onnx" in result.stderr
+    left = sorted(p.name for p in export.iterdir())
+    assert left == [
+        "digit_mlp_fp32.tflite",
+        "digit_mlp_int8.onnx",
+        "manifest.json",
+        "notes.txt",
+        "reference_probabilities.npy",
+    ]
+    verify = run_cli("verify", export, "--backend", "numpy")
+    assert verify.returncode == 0, verify.stderr
+    assert "PASS: 1 of 1 artifact/backend pair passes." in verify.stdout
+    assert "digit_mlp_int8.onnx" in verify.stderr  # named: not listed, not verified
+
+
+# --- clear messages -----------------------------------------------------------------------------
+
+
+def test_directories_resolve_to_their_artifact(export_dir, seed_model_dir, tmp_path, mnist_test):
+    (image,) = mnist_png_dir(tmp_path / "pngs", mnist_test[0][:1])
+    predict = run_cli("predict", image, "--model", export_dir)
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stdout.startswith(
+        f"Model: {export_dir / 'digit_mlp_int8_pixels.tflite'} (tflite int8-pixels) on "
+    )
+    info = run_cli("info", export_dir, "--json")
+    assert info.returncode == 0, info.stderr
+    assert len(json.loads(info.stdout)) == len(
+        json.loads((export_dir / "manifest.json").read_text())["artifacts"]
+    )
+    training = run_cli("predict", image, "--model", seed_model_dir)
+    assert training.returncode == 2
+    assert "is a training directory" in training.stderr and "digitkit export --model" in training.stderr
+    bench = run_cli("bench", "--bundle", export_dir)
+    assert bench.returncode == 2 and f"bench --model {export_dir}" in bench.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["predict", "x.png", "--threads", "-3"], "--threads -3 is not a positive number of threads"),
+        (["predict", "x.png", "--threads", "0"], "--threads 0 is not a positive number of threads"),
+        (["bench", "--model", "{int8}", "--seconds", "0"], "--seconds 0 leaves no time to measure"),
+        (["bench", "--model", "{int8}", "--threads", "0"], "--threads 0 is not a positive"),
+        (["verify", "{export}", "--artifact", "{int8}", "--backend", "nope"], "Unknown backend"),
+        (
+            ["bundle", "{export}", "--mode", "foo"],
+            "Pass --mode with one of: dynamic, fp16, fp32, int8, int8-pixels",
+        ),
+    ],
+)
+def test_wrong_values_get_the_right_fix(export_dir, tmp_path, args, expected):
+    int8 = export_dir / "digit_mlp_int8.tflite"
+    args = [a.format(int8=int8, export=export_dir) for a in args]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "Re-export" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_artifact_by_full_path_is_accepted(export_dir):
+    result = run_cli(
+        "verify", export_dir, "--artifact", export_dir / "digit_mlp_int8.tflite", "--backend", "numpy"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PASS: 1 of 1 artifact/backend pair passes." in result.stdout
+
+
+def test_a_cp1252_stdout_gets_ascii_instead_of_a_crash(export_dir):
+    result = run_cli(
+        "verify",
+        export_dir,
+        "--artifact",
+        "digit_mlp_int8.tflite",
+        "--backend",
+        "numpy",
+        env={"PYTHONIOENCODING": "cp1252"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "max |dp|" in result.stdout and "accuracy >= 0.95" in result.stdout
+
+
+def test_version_module_entry_and_completion():
+    from digitkit.runtime import __version__
+
+    assert run_cli("--version").stdout == f"digitkit {__version__}\n"
+    module = subprocess.run([sys.executable, "-m", "digitkit", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout == f"digitkit {__version__}\n"
+    completion = run_cli("--show-completion", "bash")
+    assert completion.returncode == 0 and "_DIGITKIT_COMPLETE" in completion.stdout
+    words = run_cli(
+        env={"_DIGITKIT_COMPLETE": "complete_bash", "COMP_WORDS": "digitkit do", "COMP_CWORD": "1"}
+    )
+    assert words.stdout.split() == ["doctor"]
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    result = run_cli("info", tmp_path / "missing.tflite", "--debug")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "does not exist" in result.stderr.splitlines()[-1]
+
+
+# --- predict and the Python API ---------------------------------------------------------------------
+
+
+def test_predict_reads_stdin_and_writes_a_record_per_failed_file(export_dir, tmp_path, mnist_test):
+    images, labels = mnist_test
+    (image,) = mnist_png_dir(tmp_path / "pngs", images[:1])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with open(image, "rb") as stdin:
+        result = subprocess.run(
+            [str(DIGITKIT), "predict", "-", broken, "--model", export_dir, "--json"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"file": str(broken), "error": records[0]["error"]} == records[0]
+    assert records[1]["file"] == "-" and records[1]["digit"] == int(labels[0])
+    assert "INFO" not in result.stderr and "XNNPACK" not in result.stderr
+
+
+def test_predict_aligns_its_columns(export_dir, tmp_path, mnist_test):
+    short = mnist_png_dir(tmp_path / "a", mnist_test[0][:1])[0]
+    long = mnist_png_dir(tmp_path / "a-much-longer-directory-name", mnist_test[0][1:2])[0]
+    result = run_cli("predict", short, long, "--model", export_dir)
+    rows = result.stdout.splitlines()[1:]
+    assert len({row.index("  digit ") for row in rows}) == 1
+
+
+def test_api_accepts_keras_shapes_pil_images_and_bytes_and_refuses_booleans(export_dir, mnist_test, capfd):
+    import io
+
+    from PIL import Image
+
+    from digitkit.runtime import InputError, load
+    from digitkit.runtime.images import load_image
+
+    images, _ = mnist_test
+    model = load(export_dir / "digit_mlp_int8_pixels.tflite")
+    expected = model.predict(images[:8])
+    assert (model.predict(images[:8, :, :, None]) == expected).all()
+    assert (model.predict(images[0][:, :, None]) == expected[:1]).all()
+    assert model.predict(Image.fromarray(images[0]))[0] == expected[0]
+    buffer = io.BytesIO()
+    Image.fromarray(images[0]).save(buffer, format="PNG")
+    assert (load_image(buffer.getvalue()) == images[0]).all()
+    buffer.seek(0)
+    assert (load_image(buffer) == images[0]).all()
+    with pytest.raises(InputError, match="Boolean"):
+        model.predict(images[:2] > 127)
+    assert "XNNPACK" not in capfd.readouterr().err
+
+
+def test_large_phone_jpegs_decode_reduced_without_a_pillow_warning(tmp_path):
+    from PIL import Image, ImageDraw
+
+    from digitkit.runtime.images import load_image
+
+    for width, height in ((8000, 6000), (12000, 10000)):  # 48 MP, and 120 MP: above Pillow's own limit
+        photo = Image.new("L", (width, height), 230)
+        ImageDraw.Draw(photo).line(
+            [(width // 2, height // 4), (width // 2, 3 * height // 4)], fill=20, width=width // 40
+        )
+        path = tmp_path / f"photo-{width}.jpg"
+        photo.save(path, quality=80)
+        del photo
+        code = (
+            "import resource, sys, warnings\n"
+            "warnings.simplefilter('error')\n"
+            "from digitkit.runtime.images import load_image\n"
+            f"digit = load_image({str(path)!r})\n"
+            "print(digit.shape, int(digit.max()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        shape, peak, rss_mib = (
+            result.stdout.rsplit(" ", 2)[0],
+            result.stdout.split()[-2],
+            int(result.stdout.split()[-1]),
+        )
+        assert shape.startswith("(28, 28)") and peak == "255"
+        assert rss_mib < 150, f"{width}x{height}: {rss_mib} MiB"  # decoded at 1/8 per side, not whole
+        assert "DecompressionBomb" not in result.stderr
+    assert load_image(path).shape == (28, 28)

@@ -25,7 +25,9 @@ CPU revision\t: 3
 processor\t: 1
 Features\t: fp asimd evtstrm crc32 cpuid
 """
-PI5 = PI4.replace("0xd08", "0xd0b").replace("crc32 cpuid", "crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp")
+PI5 = PI4.replace("0xd08", "0xd0b").replace(
+    "crc32 cpuid", "crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+)
 
 
 def test_doctor_reports_this_machine_as_json():
@@ -36,12 +38,15 @@ def test_doctor_reports_this_machine_as_json():
     assert report["python"] == platform.python_version()
     assert report["numpy"] == metadata.version("numpy")
     backends = {b["name"]: b for b in report["backends"]}
-    assert backends["litert"]["installed"] and backends["litert"]["version"] == metadata.version("ai-edge-litert")
+    assert backends["litert"]["installed"] and backends["litert"]["version"] == metadata.version(
+        "ai-edge-litert"
+    )
     assert "tflite int8-pixels" in backends["litert"]["modes"]
     assert backends["onnxruntime"]["version"] == metadata.version("onnxruntime")
     assert backends["numpy"]["modes"]  # numpy alone runs every TFLite mode
     assert report["recommended_backend"] == "litert" and report["problems"] == []
-    flags = open("/proc/cpuinfo").read()
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = cpuinfo.read()
     assert report["cpu_features"]["AVX2"] == (" avx2" in flags)
 
 
