@@ -221,11 +221,7 @@ def resolve_artifact(path: Path, option: str = "--model") -> Path:
             f"{option} {path} is a directory without {MANIFEST_NAME}",
             "Pass an artifact file (.tflite, .onnx) or an export directory",
         )
-    if not path.exists():
-        raise ArtifactError(
-            f"{option} {path} does not exist", "Pass an artifact file (.tflite, .onnx) or an export directory"
-        )
-    return path
+    return path  # a file, or nothing: the loader says which (and what it expected)
 
 
 def preferred_artifact(export_dir: Path) -> Path:
