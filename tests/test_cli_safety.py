@@ -307,7 +307,7 @@ def test_re_export_with_fewer_modes_removes_its_own_stale_artifacts(export_dir, 
     assert [a["file"] for a in summary["artifacts"]] == ["digit_mlp_fp32.tflite"]
     assert "digit_mlp_int8_pixels.tflite" in summary["stale_removed"]
     assert summary["stale_kept"] == ["digit_mlp_int8.onnx"]
-    assert "Removed 6 file(s)" in result.stderr and "Kept digit_mlp_int8.onnx" in result.stderr
+    assert "Removed 6 files" in result.stderr and "Kept digit_mlp_int8.onnx" in result.stderr
     left = sorted(p.name for p in export.iterdir())
     assert left == [
         "digit_mlp_fp32.tflite",

@@ -20,6 +20,7 @@ from .common import (
     human_size,
     json_output,
     note,
+    plural,
     print_table,
     progress_line,
     to_stdout,
@@ -130,7 +131,7 @@ def export(
     }
     if result.stale_removed:
         note(
-            f"Removed {len(result.stale_removed)} file(s) of the previous export in {out} that this one "
+            f"Removed {plural(len(result.stale_removed), 'file')} of the previous export in {out} that this one "
             f"does not include: {', '.join(result.stale_removed)}"
         )
     if result.stale_kept:
