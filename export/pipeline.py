@@ -197,7 +197,8 @@ def _remove_stale(previous: Optional[Manifest], current: set[str]) -> tuple[list
     if previous is None:
         return removed, kept
     for entry in previous.artifacts:
-        for ref in [entry, *entry.companion_files()]:
+        refs: list[Any] = [entry, *entry.companion_files()]  # both have .file and .sha256
+        for ref in refs:
             path = previous.directory / ref.file
             if ref.file in current or not path.is_file():
                 continue

@@ -96,11 +96,11 @@ def load_image(source: ImageSource) -> np.ndarray:
     or a binary file object (``open(..., "rb")``, ``io.BytesIO``, ``sys.stdin.buffer``)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _to_mnist(_read_gray(io.BytesIO(bytes(source)), "<bytes>"), "<bytes>")
-    if hasattr(source, "read"):
-        name = str(getattr(source, "name", "<stream>"))
-        return _to_mnist(_read_gray(source, name), name)
-    path = Path(source)  # type: ignore[arg-type]
-    return _to_mnist(_read_gray(path, str(path)), str(path))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        return _to_mnist(_read_gray(path, str(path)), str(path))
+    name = str(getattr(source, "name", "<stream>"))
+    return _to_mnist(_read_gray(source, name), name)
 
 
 def image_to_mnist(image: Any) -> np.ndarray:

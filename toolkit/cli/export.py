@@ -5,7 +5,7 @@ The mode flags and their help come from the format table (digitkit.export.format
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -105,7 +105,7 @@ def export(
     result = run_export(request)
 
     fp32_size = {a.target.format: a.size_bytes for a in result.artifacts if a.target.mode == "fp32"}
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "format": a.target.format,
             "mode": a.target.mode,
