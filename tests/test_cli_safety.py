@@ -19,9 +19,10 @@ import pytest
 from helpers import mnist_png_dir, run_cli
 
 DIGITKIT = Path(sys.executable).with_name("digitkit")
-# Python's own start-up (site, the editable-install finder: about 30 ms here) runs before digitkit's
-# first line takes over Ctrl-C; the random moments start after it.
-EARLIEST = 0.12
+# Python's own start-up (site, the editable-install finder: about 30 ms here, several times that on
+# a loaded machine) runs before digitkit's first line takes over Ctrl-C; the random moments start
+# after it.
+EARLIEST = 0.3
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -307,7 +308,8 @@ def test_re_export_with_fewer_modes_removes_its_own_stale_artifacts(export_dir, 
     assert [a["file"] for a in summary["artifacts"]] == ["digit_mlp_fp32.tflite"]
     assert "digit_mlp_int8_pixels.tflite" in summary["stale_removed"]
     assert summary["stale_kept"] == ["digit_mlp_int8.onnx"]
-    assert "Removed 6 files" in result.stderr and "Kept digit_mlp_int8.onnx" in result.stderr
+    assert f"Removed {len(summary['stale_removed'])} files" in result.stderr
+    assert "Kept digit_mlp_int8.onnx" in result.stderr
     left = sorted(p.name for p in export.iterdir())
     assert left == [
         "digit_mlp_fp32.tflite",
@@ -354,7 +356,7 @@ def test_directories_resolve_to_their_artifact(export_dir, seed_model_dir, tmp_p
         (["verify", "{export}", "--artifact", "{int8}", "--backend", "nope"], "Unknown backend"),
         (
             ["bundle", "{export}", "--mode", "foo"],
-            "Pass --mode with one of: dynamic, fp16, fp32, int8, int8-pixels",
+            "Pass --mode with one of: dynamic, fp16, fp32, int8",
         ),
     ],
 )
@@ -377,17 +379,23 @@ def test_artifact_by_full_path_is_accepted(export_dir):
 
 
 def test_a_cp1252_stdout_gets_ascii_instead_of_a_crash(export_dir):
-    result = run_cli(
-        "verify",
-        export_dir,
-        "--artifact",
-        "digit_mlp_int8.tflite",
-        "--backend",
-        "numpy",
-        env={"PYTHONIOENCODING": "cp1252"},
+    result = subprocess.run(
+        [
+            str(DIGITKIT),
+            "verify",
+            str(export_dir),
+            "--artifact",
+            "digit_mlp_int8.tflite",
+            "--backend",
+            "numpy",
+        ],
+        capture_output=True,
+        encoding="cp1252",
+        env={**os.environ, "PYTHONIOENCODING": "cp1252"},
     )
     assert result.returncode == 0, result.stderr
     assert "max |dp|" in result.stdout and "accuracy >= 0.95" in result.stdout
+    assert "µs/image" in result.stdout  # cp1252 has µ: only what it lacks is replaced
 
 
 def test_version_module_entry_and_completion():
@@ -396,7 +404,9 @@ def test_version_module_entry_and_completion():
     assert run_cli("--version").stdout == f"digitkit {__version__}\n"
     module = subprocess.run([sys.executable, "-m", "digitkit", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and module.stdout == f"digitkit {__version__}\n"
-    completion = run_cli("--show-completion", "bash")
+    completion = run_cli(
+        "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    )
     assert completion.returncode == 0 and "_DIGITKIT_COMPLETE" in completion.stdout
     words = run_cli(
         env={"_DIGITKIT_COMPLETE": "complete_bash", "COMP_WORDS": "digitkit do", "COMP_CWORD": "1"}
@@ -479,11 +489,13 @@ def test_large_phone_jpegs_decode_reduced_without_a_pillow_warning(tmp_path):
         photo.save(path, quality=80)
         del photo
         code = (
-            "import resource, sys, warnings\n"
+            "import warnings\n"
             "warnings.simplefilter('error')\n"
             "from digitkit.runtime.images import load_image\n"
             f"digit = load_image({str(path)!r})\n"
-            "print(digit.shape, int(digit.max()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+            "with open('/proc/self/status') as status:\n"
+            "    peak = [line for line in status if line.startswith('VmHWM')][0].split()[1]\n"
+            "print(digit.shape, int(digit.max()), int(peak) // 1024)\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr

@@ -1,13 +1,11 @@
 """digitkit's workstation side: data, training, verification, reports and the command line."""
 
-from typing import Any
-
 __all__ = ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     """``__version__`` read on use: importing this package (the ``digitkit`` command's first step,
-    before it takes over Ctrl-C) must not import numpy through the runtime package."""
+    before it takes over Ctrl-C) imports nothing, numpy and typing included."""
     if name == "__version__":
         from digitkit.runtime.version import __version__
 

@@ -3,10 +3,13 @@ so `digitkit --help`, `predict` and `verify` run without TensorFlow; device comm
 verify, info, bench) never import `digitkit.export`."""
 
 import sys
-from typing import Annotated, Any
+
+# Nothing else is imported before `main` takes over Ctrl-C (not even typing): see interrupts.py.
 
 
-def _build_app() -> Any:
+def _build_app() -> object:
+    from typing import Annotated
+
     import typer
 
     from .common import DigitkitGroup
@@ -49,10 +52,10 @@ def _build_app() -> Any:
     return app
 
 
-_app: Any = None
+_app = None
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """``app`` is built on first use, so that ``main`` takes over Ctrl-C before Typer is imported."""
     global _app
     if name != "app":
@@ -67,7 +70,7 @@ def main() -> None:
     from . import interrupts
 
     interrupts.install()
-    code: Any = 0
+    code: object = 0
     try:
         from .common import use_ascii_fallback
 
@@ -78,7 +81,7 @@ def main() -> None:
             sys.stderr.write("digitkit: error: the command line needs Typer. pip install 'digitkit[cli]'\n")
             code = 2
         else:
-            application()
+            application()  # type: ignore[operator]
     except SystemExit as exc:
         code = exc.code
     except KeyboardInterrupt:
