@@ -61,9 +61,8 @@ def test_doctor_imports_no_tensorflow_no_export_layer_and_no_backend():
     """Metadata only: an onnxruntime that dies on this CPU must be reported, not imported."""
     code = (
         "import sys\n"
-        "from digitkit.toolkit.cli import main\n"
-        "sys.argv = ['digitkit', 'doctor', '--json']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "from digitkit.toolkit.cli import app\n"
+        "app(['doctor', '--json'], standalone_mode=False)\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'digitkit.export', 'onnxruntime', 'ai_edge_litert')"
         " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

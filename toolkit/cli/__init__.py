@@ -2,6 +2,7 @@
 so `digitkit --help`, `predict` and `verify` run without TensorFlow; device commands (predict,
 verify, info, bench) never import `digitkit.export`."""
 
+import os
 import sys
 
 # Nothing else is imported before `main` takes over Ctrl-C (not even typing): see interrupts.py.
@@ -91,5 +92,17 @@ def main() -> None:
         if not interrupts.state.reported:
             sys.stderr.write(f"digitkit: error: {interrupts.message()}\n")
         code = interrupts.INTERRUPTED
-    sys.stderr.flush()
-    raise SystemExit(code)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # SystemExit("message"): Python prints it and exits 1
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    # Straight out, without Python's finalisation: it resets the SIGINT handler to the default before
+    # the process ends (with TensorFlow loaded that takes a while), so a Ctrl-C then would kill the
+    # process with no message and no exit code of ours. The work is done and the streams flushed.
+    os._exit(code)

@@ -51,9 +51,15 @@ def bundle(
     from digitkit.toolkit.bundling import build_bundle
 
     json_target = json_output(json_path)
-    progress_line(f"bundling {export_dir} into {out}" + (" (building digitkit's wheel)" if wheel else ""))
     directory, archive = build_bundle(
-        export_dir, out, files=files, modes=modes, data_dir=data_dir, include_wheel=wheel, force=force
+        export_dir,
+        out,
+        files=files,
+        modes=modes,
+        data_dir=data_dir,
+        include_wheel=wheel,
+        force=force,
+        on_step=progress_line,
     )
     files_written = [p for p in sorted(directory.rglob("*")) if p.is_file()]
     wheel_file = next(directory.glob("digitkit-*.whl"), None)

@@ -287,8 +287,10 @@ def human_size(size: float) -> str:
 
 
 def progress_line(message: str) -> None:
-    """A long step announced on stderr (stdout stays the result, JSON included)."""
-    typer.echo(f"digitkit: {message} ...", err=True)
+    """A long step announced on stderr, at a terminal (stdout stays the result, JSON included; logs and
+    pipes keep only results and errors)."""
+    if sys.stderr.isatty():
+        typer.echo(f"digitkit: {message} ...", err=True)
 
 
 def print_table(

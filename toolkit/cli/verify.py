@@ -114,6 +114,8 @@ def announce(result: ParityResult) -> None:
     import os
 
     line = f"digitkit: verified {result.file} on {result.backend}: {'pass' if result.passed else 'FAIL'}\n"
+    if _STDERR_COPY < 0:
+        return
     try:
         os.write(_STDERR_COPY, line.encode("utf-8", "replace"))
     except OSError:
@@ -125,7 +127,7 @@ def _stderr_copy() -> int:
     import sys
 
     try:
-        return os.dup(sys.stderr.fileno())
+        return os.dup(sys.stderr.fileno()) if sys.stderr.isatty() else -1  # at a terminal only
     except (OSError, ValueError):  # no real stderr (tests capturing it): progress has nowhere to go
         return -1
 
