@@ -7,13 +7,20 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from digitkit.runtime.errors import ArtifactError, BackendUnavailableError, DigitkitError, ExportError
-from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
-from digitkit.runtime.manifest import MANIFEST_NAME
+from digitkit.runtime.files import (
+    ensure_writable_dir,
+    new_staging_dir,
+    publish,
+    uninterrupted,
+    write_json_atomic,
+)
+from digitkit.runtime.hashing import sha256_file
+from digitkit.runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 from digitkit.runtime.quiet import quiet_output
 
 from .calibration import CalibrationSet
@@ -38,6 +45,7 @@ class ExportRequest:
     training: Optional[Mapping[str, Any]] = None  # the training.json record beside the model
     onnx_opset: int = 17
     c_rounding: str = "litert"
+    on_target: Optional[Callable[[ExportTarget], None]] = None  # progress: called as each target starts
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class ExportResult:
     manifest_path: Path
     source_accuracy: float
     artifacts: tuple[ExportedArtifact, ...]
+    stale_removed: tuple[str, ...] = ()  # the previous export's files this one no longer lists
+    stale_kept: tuple[str, ...] = ()  # ... and those changed since, left where they are
 
 
 def require_model_file(path: Path) -> Path:
@@ -106,6 +116,7 @@ def run_export(request: ExportRequest) -> ExportResult:
 
     x_test, y_test = request.test_images, request.test_labels
     x_test_flat = x_test.reshape(len(x_test), 784).astype(np.float32) / np.float32(255.0)
+    previous = _previous_manifest(out_dir)
     staging = new_staging_dir(out_dir)
     try:
         ctx = ExportContext(
@@ -129,6 +140,8 @@ def run_export(request: ExportRequest) -> ExportResult:
         companions: list[Path] = []
         for target in request.targets:
             path = ctx.staged(target.filename)
+            if request.on_target is not None:
+                request.on_target(target)
             started = time.perf_counter()
             info = _convert(target, ctx, path)
             seconds = time.perf_counter() - started
@@ -158,10 +171,44 @@ def run_export(request: ExportRequest) -> ExportResult:
         )
         write_json_atomic(staging / MANIFEST_NAME, manifest.to_json())
         published = [staging / e.file for e in entries] + companions
-        publish(published + [probabilities_path, staging / MANIFEST_NAME], out_dir)
+        with uninterrupted():  # the new manifest and the old files' removal, both or neither
+            publish(published + [probabilities_path, staging / MANIFEST_NAME], out_dir)
+            removed, kept = _remove_stale(previous, {p.name for p in published})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out_dir, out_dir / MANIFEST_NAME, source_accuracy, tuple(exported))
+    return ExportResult(
+        out_dir, out_dir / MANIFEST_NAME, source_accuracy, tuple(exported), tuple(removed), tuple(kept)
+    )
+
+
+def _previous_manifest(out_dir: Path) -> Optional[Manifest]:
+    if not (out_dir / MANIFEST_NAME).is_file():
+        return None
+    try:
+        return read_manifest(out_dir)
+    except DigitkitError:
+        return None  # unreadable: nothing of it is removed
+
+
+def _remove_stale(previous: Optional[Manifest], current: set[str]) -> tuple[list[str], list[str]]:
+    """Files the previous export wrote and this one does not list: removed when they are still
+    byte-identical to what it wrote (digitkit's own), kept and named otherwise."""
+    removed: list[str] = []
+    kept: list[str] = []
+    if previous is None:
+        return removed, kept
+    for entry in previous.artifacts:
+        refs: list[Any] = [entry, *entry.companion_files()]  # both have .file and .sha256
+        for ref in refs:
+            path = previous.directory / ref.file
+            if ref.file in current or not path.is_file():
+                continue
+            if sha256_file(path) == ref.sha256:
+                path.unlink()
+                removed.append(ref.file)
+            else:
+                kept.append(ref.file)
+    return removed, kept
 
 
 def _convert(target: ExportTarget, ctx: ExportContext, path: Path) -> ConverterInfo:

@@ -18,6 +18,7 @@ from .errors import (
 )
 from .manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, read_manifest
 from .model import DigitModel, load
+from .version import __version__
 
 __all__ = [
     "BACKENDS",
@@ -33,6 +34,7 @@ __all__ = [
     "InputError",
     "Manifest",
     "SchemaVersionError",
+    "__version__",
     "backends_for",
     "load",
     "read_manifest",

@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .errors import InputError
 
@@ -107,10 +109,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def publish(staged: list[Path], directory: Path) -> None:
-    """Move staged files into ``directory``, each by one atomic rename, in the given order."""
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then deliver it: a publish of several renames is all or
+    nothing. Only the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if held:
+            signal.raise_signal(signal.SIGINT)  # now handled as it would have been
+
+
+def publish(staged: Sequence[Path], directory: Path) -> None:
+    """Move staged files into ``directory``, each by one atomic rename, in the given order, with
+    Ctrl-C held until the last one (the manifest, last, never names files that are not there)."""
     for path in staged:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    for path in staged:
-        os.replace(path, directory / path.name)
+    with uninterrupted():
+        for path in staged:
+            os.replace(path, directory / path.name)

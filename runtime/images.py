@@ -11,9 +11,12 @@ the file: a CLI prints one line per bad file and carries on with the good ones.
 
 from __future__ import annotations
 
+import io
 import os
+import threading
+import warnings
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import IO, Any, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,6 +28,10 @@ IMAGE_SUFFIXES = frozenset(
 )
 # Refused before decoding: a tiny file can claim billions of pixels and exhaust a device's memory.
 MAX_PIXELS = 40_000_000
+# JPEGs decode reduced (Pillow's draft mode: 1/2, 1/4 or 1/8 of each side, in the decoder itself),
+# so a phone photo of up to 200 megapixels costs at most a few megapixels of memory.
+MAX_JPEG_PIXELS = 200_000_000
+_PILLOW_LIMIT = threading.Lock()  # Pillow's bomb limit is a module global: changed under this lock
 
 FIELD = 28  # MNIST's field ...
 BOX = 20  # ... and the box its digits were scaled into.
@@ -81,10 +88,26 @@ def expand_image_paths(paths: Union[PathLike, Iterable[PathLike]]) -> List[Path]
     return found
 
 
-def load_image(path: PathLike) -> np.ndarray:
-    """The digit in an image file, uint8 (28, 28), white on black as in MNIST."""
-    path = Path(path)
-    return _to_mnist(_read_gray(path), str(path))
+ImageSource = Union[PathLike, bytes, bytearray, memoryview, IO[bytes]]
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """The digit in an image, uint8 (28, 28), white on black as in MNIST: a file's path, its bytes,
+    or a binary file object (``open(..., "rb")``, ``io.BytesIO``, ``sys.stdin.buffer``)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _to_mnist(_read_gray(io.BytesIO(bytes(source)), "<bytes>"), "<bytes>")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        return _to_mnist(_read_gray(path, str(path)), str(path))
+    name = str(getattr(source, "name", "<stream>"))
+    return _to_mnist(_read_gray(source, name), name)
+
+
+def image_to_mnist(image: Any) -> np.ndarray:
+    """A PIL image of a digit as uint8 (28, 28) MNIST form (what ``predict`` does with a PIL image)."""
+    _, ImageOps = _pillow()
+    image = ImageOps.exif_transpose(image)
+    return _to_mnist(_shrink(_gray_array(image)), "The PIL image")
 
 
 def load_images(
@@ -124,64 +147,69 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
 
 # --- reading -------------------------------------------------------------------------------------
 
-
 def read_gray_bytes(data: bytes, name: str = "The image") -> np.ndarray:
     """An image file's bytes (an upload, a request body) as ``load_image`` reads them, before the
     MNIST transform: a 2-D uint8 or float64 0-255 grayscale array. Nothing touches the disk.
     ``to_mnist`` on the result gives what ``load_image`` gives for a file holding these bytes."""
-    import io
-
     if not data:
         raise ImageError(f"{name} is empty (0 bytes)", "Send the image's bytes")
-    return _decode_gray(io.BytesIO(data), name)
+    return _read_gray(io.BytesIO(data), name)
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    """The file's first frame, upright, as a 2-D uint8 or float64 0-255 grayscale array."""
-    _pillow()
-    if not path.exists():
-        raise ImageError(f"{path} does not exist", "Pass image files or directories of them")
-    if path.is_dir():
-        raise ImageError(f"{path} is a directory, not an image", "Pass the image files in it")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{path} cannot be read ({exc.strerror})", "Check the file's permissions") from exc
-    if size == 0:
-        raise ImageError(f"{path} is empty (0 bytes)", "Copy the image again; the file holds no data")
-    return _decode_gray(path, str(path))
+
+def _open(Image: Any, source: Union[Path, IO[bytes]]) -> Any:
+    """``Image.open`` with Pillow's bomb limit raised to ours for the call and its warning silenced;
+    our own limits (by format, below) are checked on the size the header claims, before decoding."""
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode_gray(source: Union[Path, Any], name: str) -> np.ndarray:
-    """Decode a path or a binary file object; every failure an ``ImageError`` naming ``name``."""
+def _read_gray(source: Union[Path, IO[bytes]], path: Union[Path, str]) -> np.ndarray:
+    """The image's first frame, upright, as a 2-D uint8 or float64 0-255 grayscale array."""
     Image, ImageOps = _pillow()
-    # Pillow's own guard errors at twice its limit and warns above it; both mean "too large". The
-    # warning is not trapped with warnings.catch_warnings (not thread-safe): images it would warn
-    # about exceed the limit below, and the except clauses catch it where warnings are errors.
+    if isinstance(source, Path):
+        if not source.exists():
+            raise ImageError(f"{path} does not exist", "Pass image files or directories of them")
+        if source.is_dir():
+            raise ImageError(f"{path} is a directory, not an image", "Pass the image files in it")
+        try:
+            size = source.stat().st_size
+        except OSError as exc:
+            raise ImageError(
+                f"{path} cannot be read ({exc.strerror})", "Check the file's permissions"
+            ) from exc
+        if size == 0:
+            raise ImageError(f"{path} is empty (0 bytes)", "Copy the image again; the file holds no data")
     bomb = (Image.DecompressionBombError, Image.DecompressionBombWarning)
-    limit = min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_PIXELS)
     try:
-        img = Image.open(source)
+        img = _open(Image, source)
     except bomb as exc:
-        raise _too_large(name, None, limit) from exc
+        raise _too_large(path, None, MAX_JPEG_PIXELS) from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{name} is not an image Pillow can read", _FIX_IMAGE) from exc
+        raise ImageError(f"{path} is not an image Pillow can read", _FIX_IMAGE) from exc
     except OSError as exc:
         if exc.errno is not None:  # the file system's refusal, not the image's content
             raise ImageError(
-                f"{name} cannot be read ({exc.strerror})", "Check the file's permissions"
+                f"{path} cannot be read ({exc.strerror})", "Check the file's permissions"
             ) from exc
         raise ImageError(
-            f"{name} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+            f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
         ) from exc
     except Exception as exc:  # a malformed header can raise nearly anything inside a plugin
-        raise ImageError(f"{name} is corrupt ({type(exc).__name__}: {exc})", _FIX_IMAGE) from exc
+        raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", _FIX_IMAGE) from exc
     with img:
         width, height = img.size
+        limit = MAX_JPEG_PIXELS if img.format == "JPEG" else MAX_PIXELS
         if width * height > limit:
-            raise _too_large(name, (width, height), limit)
+            raise _too_large(path, (width, height), limit)
         if width <= 0 or height <= 0:
-            raise ImageError(f"{name} has no pixels ({width}x{height})", _FIX_IMAGE)
+            raise ImageError(f"{path} has no pixels ({width}x{height})", _FIX_IMAGE)
         factor = -(-max(width, height) // WORK_SIDE)
         try:
             img.seek(0)  # animations: the first frame
@@ -191,19 +219,19 @@ def _decode_gray(source: Union[Path, Any], name: str) -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             return _shrink(_gray_array(img))
         except bomb as exc:
-            raise _too_large(name, (width, height), limit) from exc
+            raise _too_large(path, (width, height), limit) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(
-                f"{name} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
+                f"{path} is truncated or corrupt ({exc})", "Copy the image again or re-save it"
             ) from exc
         except Exception as exc:  # Pillow decoders raise struct.error, IndexError, ... on bad data
-            raise ImageError(f"{name} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
+            raise ImageError(f"{path} is corrupt ({type(exc).__name__}: {exc})", "Re-save the image") from exc
 
 
-def _too_large(name: str, size: Optional[tuple[int, int]], limit: int) -> ImageError:
+def _too_large(path: Union[Path, str], size: Optional[tuple[int, int]], limit: int) -> ImageError:
     claimed = f" ({size[0]}x{size[1]} pixels)" if size else ""
     return ImageError(
-        f"{name} is too large to read{claimed}; the limit is {limit:,} pixels",
+        f"{path} is too large to read{claimed}; the limit is {limit:,} pixels",
         "Crop or shrink the image to the digit",
     )
 

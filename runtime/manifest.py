@@ -596,19 +596,34 @@ class Manifest:
     ) -> list[ArtifactEntry]:
         """The entries named by ``files`` and of ``modes`` (all when None); unknown names are an error."""
         entries = list(self.artifacts)
+        listed = ", ".join(e.file for e in self.artifacts)
         if files:
-            wanted = set(files)
+            wanted = {self._listed_name(f) for f in files}
             entries = [e for e in entries if e.file in wanted]
             unknown = wanted - {e.file for e in entries}
             if unknown:
                 raise ArtifactError(
                     f"{', '.join(sorted(unknown))} not in {self.name}",
-                    "Name artifacts the manifest lists (see `digitkit info`)",
+                    f"Pass --artifact with a file it lists: {listed}",
                 )
         if modes:
             chosen = set(modes)
+            present = sorted({e.mode for e in self.artifacts})
+            unknown = chosen - set(present)
+            if unknown:
+                raise ArtifactError(
+                    f"Mode {', '.join(sorted(unknown))} is not in {self.name}",
+                    f"Pass --mode with one of: {', '.join(present)}",
+                )
             entries = [e for e in entries if e.mode in chosen]
         return entries
+
+    def _listed_name(self, name: str) -> str:
+        """``--artifact`` as a bare file name, or a path to the file beside this manifest."""
+        path = Path(name)
+        if path.parent != Path(".") and path.parent.resolve() == self.directory.resolve():
+            return path.name
+        return name
 
     def entry_for(self, filename: str) -> Optional[ArtifactEntry]:
         return next((e for e in self.artifacts if e.file == filename), None)

@@ -54,13 +54,24 @@ def as_batch(x: ArrayLike) -> np.ndarray:
 
 
 def _checked_batch(x: ArrayLike) -> np.ndarray:
+    if type(x).__module__.startswith("PIL."):  # a PIL image: a picture of a digit, made MNIST-like
+        from .images import image_to_mnist
+
+        x = image_to_mnist(x)
     array = np.asarray(x)
+    if array.dtype == np.bool_:
+        raise InputError(
+            "Boolean images are not supported (True would read as pixel value 1 of 255)",
+            "Pass uint8 pixels (e.g. mask.astype(np.uint8) * 255) or floats in [0, 1]",
+        )
+    if array.ndim in (3, 4) and array.shape[-1] == 1 and array.shape[-3:-1] == (28, 28):
+        array = array[..., 0]  # Keras' channels-last (N, 28, 28, 1) and (28, 28, 1)
     if array.dtype == np.uint8:
         pass
     elif array.dtype.kind == "f":
         if array.dtype != np.float32:
             array = array.astype(np.float32)
-    elif array.dtype.kind in "iub":
+    elif array.dtype.kind in "iu":
         if array.size and (array.min() < 0 or array.max() > 255):
             raise InputError(
                 "Integer images must hold pixel values 0 to 255", "Pass uint8 pixels or floats in [0, 1]"
@@ -80,7 +91,7 @@ def _checked_batch(x: ArrayLike) -> np.ndarray:
     else:
         raise InputError(
             f"Images of shape {shape} are not 28x28 digits",
-            "Pass (N, 28, 28), (N, 784), (28, 28) or (784,); use digitkit.runtime.images for image files",
+            "Pass (N, 28, 28), (N, 28, 28, 1), (N, 784), (28, 28) or (784,); use digitkit.runtime.images for image files",
         )
     if array.shape[0] == 0:
         raise InputError("The batch is empty", "Pass at least one image")

@@ -8,6 +8,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from typing import IO, Iterator
 
@@ -51,3 +52,31 @@ def quiet_output() -> Iterator[Captured]:
         for warning in recorded:  # the libraries' warnings stay silenced; digitkit's own pass through
             if warning.category.__module__.startswith("digitkit"):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+_FD2 = threading.Lock()
+
+
+@contextlib.contextmanager
+def without_notices() -> Iterator[None]:
+    """fd 2 held while a native runtime starts, its start-up notice (LiteRT's "INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU.") dropped and anything else written again: the library
+    stays silent for API users too. Unlike ``quiet_output`` it leaves fd 1 and warnings alone."""
+    with _FD2, tempfile.TemporaryFile(mode="w+b") as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [
+                line
+                for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+                if line.strip() not in _NOTICES
+            ]
+            if kept:
+                os.write(2, "".join(kept).encode("utf-8"))

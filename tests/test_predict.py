@@ -43,7 +43,7 @@ def test_predict_over_the_test_set_as_pngs_equals_the_bare_backend(export_dir, m
     assert (predicted == direct).all()
     cli_accuracy, direct_accuracy = (predicted == y_test).mean(), (direct == y_test).mean()
     assert cli_accuracy == direct_accuracy and cli_accuracy >= 0.975
-    assert {"file", "digit", "confidence", "probabilities"} == set(rows[0]) and len(
+    assert {"file", "digit", "confidence", "probabilities", "model", "backend"} == set(rows[0]) and len(
         rows[0]["probabilities"]
     ) == 10
 
@@ -72,7 +72,7 @@ def test_bad_files_are_reported_and_good_ones_still_predicted(export_dir, mnist_
     assert len(errors) == 4 and all(line.startswith("digitkit: error: ") for line in errors)
     for name in ("empty.png", "text.png", "truncated.png", "missing.png"):
         assert any(name in line for line in errors), name
-    lines = result.stdout.strip().splitlines()
+    lines = result.stdout.strip().splitlines()[1:]  # after "Model: PATH (format mode) on BACKEND"
     assert [int(line.split("digit ")[1].split()[0]) for line in lines] == y_test[:3].tolist()
 
 

@@ -15,10 +15,16 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from digitkit.runtime.errors import ArtifactError, DataError, InputError
-from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir, write_json_atomic
+from digitkit.runtime.files import (
+    STAGING_PREFIX,
+    ensure_writable_dir,
+    new_staging_dir,
+    uninterrupted,
+    write_json_atomic,
+)
 from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import (
     MANIFEST_NAME,
@@ -79,6 +85,7 @@ def build_bundle(
     data_dir: Optional[Path] = None,
     include_wheel: bool = True,
     force: bool = False,
+    on_step: Optional[Callable[[str], None]] = None,
 ) -> tuple[Path, Path]:
     """Write ``out/`` and ``out.tar.gz`` atomically; returns both paths."""
     manifest = read_manifest(export_dir)
@@ -104,6 +111,8 @@ def build_bundle(
             shutil.copy2(manifest.directory / probabilities.file, root / probabilities.file)
         for name in TEST_FILES:
             shutil.copy2(source_data / name, root / PARITY_DIR / name)
+        if include_wheel and on_step is not None:
+            on_step("building digitkit's wheel for the bundle")
         wheel = build_wheel(root) if include_wheel else None
         info = BundleInfo(
             directory=PARITY_DIR,
@@ -112,11 +121,14 @@ def build_bundle(
         )
         write_json_atomic(root / MANIFEST_NAME, manifest.with_artifacts(entries, info).to_json())
         (root / "README.md").write_text(readme_text(entries, wheel), encoding="utf-8")
+        if on_step is not None:
+            on_step(f"writing {out.name}.tar.gz")
         tar_tmp = staging / (out.name + ".tar.gz")
         with tarfile.open(tar_tmp, "w:gz") as tar:
             tar.add(root, arcname=out.name)
-        _replace_dir(root, out)
-        os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
+        with uninterrupted():  # the directory and its archive, both or neither
+            _replace_dir(root, out)
+            os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out, out.with_name(out.name + ".tar.gz")

@@ -115,6 +115,7 @@ class ParityResult:
         data = asdict(self)
         data.pop("predictions")
         data.pop("probabilities")
+        data["us_per_image_batch1000"] = round(1000 * self.ms_per_image, 3)  # verify's, not bench's batch 1
         data["passed"] = self.passed
         data["failures"] = [asdict(f) for f in self.failures]
         return data
@@ -178,15 +179,23 @@ def run_parity(
         result.ood_accuracy = float((ood_predictions == data.ood_labels).mean())
     if not result.accuracy >= gates.min_accuracy:
         result.failures.append(
-            GateFailure("accuracy", f"accuracy {result.accuracy:.4f} < {gates.min_accuracy:.4f}")
+            GateFailure(
+                "accuracy", f"accuracy {result.accuracy:.4f} is below the {gates.min_accuracy:.4f} gate"
+            )
         )
     if not result.drop_pp <= gates.max_drop_pp + 1e-9:
         result.failures.append(
-            GateFailure("drop", f"{result.drop_pp:.2f} points below Keras > {gates.max_drop_pp:.2f}")
+            GateFailure(
+                "drop",
+                f"{result.drop_pp:.2f} pp below Keras, more than the {gates.max_drop_pp:.2f} pp allowed",
+            )
         )
     if not result.agreement >= gates.min_agreement:
         result.failures.append(
-            GateFailure("agreement", f"top-1 agreement {result.agreement:.4f} < {gates.min_agreement:.4f}")
+            GateFailure(
+                "agreement",
+                f"top-1 agreement {100 * result.agreement:.2f}% is below the {100 * gates.min_agreement:.2f}% gate",
+            )
         )
     return result
 

@@ -65,8 +65,11 @@ class TFLiteSession(Session):
             kwargs: dict[str, Any] = {"model_content": self._model}
             if self._threads:
                 kwargs["num_threads"] = int(self._threads)
-            interpreter = self._local.interpreter = self._interpreter_class(**kwargs)
-            interpreter.allocate_tensors()
+            from ..quiet import without_notices
+
+            with without_notices():  # LiteRT announces its XNNPACK delegate on fd 2
+                interpreter = self._local.interpreter = self._interpreter_class(**kwargs)
+                interpreter.allocate_tensors()
         return interpreter
 
     def tensor_details(self) -> list[dict[str, Any]]:

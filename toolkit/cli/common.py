@@ -22,10 +22,13 @@ from typer.core import TyperGroup
 
 from digitkit.runtime.errors import DigitkitError
 
+from . import interrupts
+
 DEFAULT_TRAIN_DIR = Path("runs/train")
 DEFAULT_EXPORT_DIR = Path("runs/export")
 DEBUG_FLAG = "--debug"
-INTERRUPTED = 130
+INTERRUPTED = interrupts.INTERRUPTED
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
 def echo(message: str = "") -> None:
@@ -44,9 +47,13 @@ def exit_code_for(exc: BaseException, debug: bool) -> int:
     """Say what went wrong in one line (and the traceback with --debug); return the exit code."""
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    if isinstance(exc, KeyboardInterrupt):
-        error_line("Interrupted; nothing was half-written")
+    if isinstance(exc, KeyboardInterrupt) or interrupts.received():  # whatever a library made of Ctrl-C
+        interrupts.state.reported = True
+        error_line(interrupts.message())
         return INTERRUPTED
+    if isinstance(exc, BrokenPipeError):  # `digitkit ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     if isinstance(exc, DigitkitError):
         error_line(exc.one_line())
         return exc.exit_code
@@ -74,7 +81,7 @@ def _show_warning(
 
 # Each command is the function of that name in the module of that name, imported when it runs (or
 # when --help lists it): `digitkit predict` imports neither the export layer nor TensorFlow.
-COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle", "serve")
+COMMANDS = ("train", "export", "info", "verify", "predict", "bench", "bundle", "serve", "doctor")
 
 
 def _command(name: str) -> Any:
@@ -100,6 +107,7 @@ class DigitkitGroup(TyperGroup):
         before_separator = args.index("--") if "--" in args else len(args)
         debug = DEBUG_FLAG in args[:before_separator]
         rest = [a for i, a in enumerate(args) if not (i < before_separator and a == DEBUG_FLAG)]
+        rest = json_flag_values(rest)
         ctx.obj = {"debug": debug or bool(os.environ.get("DIGITKIT_DEBUG"))}
         return super().parse_args(ctx, rest)
 
@@ -109,7 +117,9 @@ class DigitkitGroup(TyperGroup):
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             try:
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                interrupts.finish()
+                return result
             except (
                 typer.Exit,
                 typer.Abort,
@@ -118,6 +128,138 @@ class DigitkitGroup(TyperGroup):
                 raise
             except (Exception, KeyboardInterrupt) as exc:  # the one place errors become exit codes
                 raise typer.Exit(exit_code_for(exc, debug)) from None
+
+
+_ASCII = {"µ": "u", "Δ": "d", "≥": ">=", "≤": "<=", "×": "x", "→": "->", "…": "...", "±": "+/-", "—": "-"}
+
+
+def _ascii_replace(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start : error.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), error.end
+
+
+def use_ascii_fallback() -> None:
+    """On a stdout or stderr that cannot encode µ, Δ or ≥ (cp1252, C locale), write ASCII instead of
+    crashing with UnicodeEncodeError after the run."""
+    import codecs
+
+    codecs.register_error("digitkit-ascii", _ascii_replace)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="digitkit-ascii")
+
+
+JSON_FLAG = "--json"
+JSON_HELP = (
+    "JSON instead of the table on stdout (--json or --json -), or the table and JSON written to FILE.json."
+)
+
+
+def json_flag_values(args: list[str]) -> list[str]:
+    """One ``--json`` convention for every command: alone it means stdout (``--json -``); a value is
+    taken only when it is ``-`` or names a .json file, so ``predict --json a.png`` never writes to a.png."""
+    before_separator = args.index("--") if "--" in args else len(args)
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if i < before_separator and arg == JSON_FLAG:
+            following = args[i + 1] if i + 1 < before_separator else None
+            if following is None or not (following == "-" or following.lower().endswith(".json")):
+                out.append("-")
+    return out
+
+
+def json_output(value: Optional[str]) -> Optional[Path]:
+    """``--json``'s target checked before any work: None (no JSON), Path("-") (stdout) or a file."""
+    if value is None:
+        return None
+    if value == "-":
+        return Path("-")
+    from digitkit.runtime.files import check_output_file
+
+    return check_output_file(Path(value), JSON_FLAG)
+
+
+def to_stdout(target: Optional[Path]) -> bool:
+    return target is not None and str(target) == "-"
+
+
+def emit_json(target: Optional[Path], data: Any) -> None:
+    """Print ``data`` as JSON on stdout, or write it atomically to ``target`` and say where."""
+    import json
+
+    if target is None:
+        return
+    if to_stdout(target):
+        echo(json.dumps(data, indent=2))
+        return
+    from digitkit.runtime.files import write_json_atomic
+
+    write_json_atomic(target, data)
+    echo(f"JSON: {target}")
+
+
+def resolve_artifact(path: Path, option: str = "--model") -> Path:
+    """One way to name an artifact everywhere: a file as it is; an export directory means its
+    preferred artifact (the int8 TFLite); a training directory or any other folder is named as such."""
+    from digitkit.runtime.errors import ArtifactError
+    from digitkit.runtime.manifest import MANIFEST_NAME
+
+    path = Path(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return preferred_artifact(path)
+        if (path / "model.keras").is_file():
+            raise ArtifactError(
+                f"{option} {path} is a training directory (model.keras); this command runs exported artifacts",
+                f"Run `digitkit export --model {path} --int8` and pass the export directory",
+            )
+        raise ArtifactError(
+            f"{option} {path} is a directory without {MANIFEST_NAME}",
+            "Pass an artifact file (.tflite, .onnx) or an export directory",
+        )
+    return path  # a file, or nothing: the loader says which (and what it expected)
+
+
+def preferred_artifact(export_dir: Path) -> Path:
+    """An export's int8 TFLite artifact: the pixels-in one (same answers, no conversions in Python),
+    else the int8-in one, else its first TFLite, else its first artifact."""
+    from digitkit.runtime.errors import ArtifactError
+    from digitkit.runtime.manifest import read_manifest
+
+    manifest = read_manifest(export_dir)
+    preference = ("int8-pixels", "int8")
+    ranked = sorted(
+        manifest.artifacts,
+        key=lambda e: (
+            e.format != "tflite",
+            preference.index(e.mode) if e.mode in preference else len(preference),
+        ),
+    )
+    if not ranked:
+        raise ArtifactError(
+            f"{manifest.name} lists no artifacts", "Run `digitkit export --int8` or pass --model PATH"
+        )
+    return manifest.path_of(ranked[0])
+
+
+def check_threads(threads: Optional[int]) -> Optional[int]:
+    if threads is not None and threads < 1:
+        from digitkit.runtime.errors import InputError
+
+        raise InputError(
+            f"--threads {threads} is not a positive number of threads",
+            "Pass --threads 1 or more, or leave it out for the backend's default",
+        )
+    return threads
+
+
+def plural(count: int, word: str, many: Optional[str] = None) -> str:
+    """``1 epoch``, ``4 epochs``: English, not ``1 epochs``."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def parse_sizes(text: str, option: str) -> list[int]:
@@ -136,11 +278,19 @@ def parse_sizes(text: str, option: str) -> list[int]:
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB"):
+    """Binary units, labelled as such: 683.7 KiB, 2.6 MiB."""
+    for unit in ("B", "KiB", "MiB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} GB"
+    return f"{size:.1f} GiB"
+
+
+def progress_line(message: str) -> None:
+    """A long step announced on stderr, at a terminal (stdout stays the result, JSON included; logs and
+    pipes keep only results and errors)."""
+    if sys.stderr.isatty():
+        typer.echo(f"digitkit: {message} ...", err=True)
 
 
 def print_table(

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from .common import echo, human_size
+from .bench import artifacts_of
+from .common import JSON_HELP, echo, emit_json, human_size, json_output, to_stdout
 from .predict import BACKEND_HELP
 
 
 def info(
-    artifact: Annotated[Path, typer.Argument(help="A .tflite or .onnx file.")],
+    artifact: Annotated[
+        Path, typer.Argument(help="A .tflite or .onnx file, or an export directory (each artifact it lists).")
+    ],
     backend: Annotated[str, typer.Option(help="Backend used to read its tensors: " + BACKEND_HELP)] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Format, mode, inputs and outputs, quantization, size, hash, and the manifest check."""
-    import json
-
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.inspection import describe
 
+    json_target = json_output(json_path)
+    paths = artifacts_of(artifact)
     with quiet_output():
-        described = describe(artifact, backend)
-    if as_json:
-        echo(json.dumps(described.to_json(), indent=2))
+        described_all = [describe(path, backend) for path in paths]
+    data = [d.to_json() for d in described_all]
+    if to_stdout(json_target):
+        emit_json(json_target, data[0] if len(data) == 1 else data)
         return
+    for number, described in enumerate(described_all):
+        if number:
+            echo()
+        show(described)
+    emit_json(json_target, data[0] if len(data) == 1 else data)
+
+
+def show(described) -> None:
     echo(f"file:          {described.file}")
     echo(f"format/mode:   {described.format} / {described.mode}")
     echo(f"size:          {human_size(described.size_bytes)} ({described.size_bytes} bytes)")

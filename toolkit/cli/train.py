@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_TRAIN_DIR, echo
+from .common import (
+    DEFAULT_TRAIN_DIR,
+    JSON_HELP,
+    echo,
+    emit_json,
+    json_output,
+    plural,
+    progress_line,
+    to_stdout,
+)
 
 
 def train(
@@ -34,20 +43,29 @@ def train(
     out: Annotated[
         Path, typer.Option(help="Where model.keras and training.json are written.")
     ] = DEFAULT_TRAIN_DIR,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Train a recipe (default: the MNIST MLP 784-512-512-10, rmsprop, batch 128) and write model.keras."""
+    from digitkit.runtime.files import ensure_writable_dir
     from digitkit.toolkit.cli.progress import EpochBar
     from digitkit.toolkit.training import recipe_defaults
     from digitkit.toolkit.training import train as run_training
 
     config = recipe_defaults(recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment)
     config.check()
+    json_target = json_output(json_path)
+    ensure_writable_dir(out, "training", "--out")
+    progress_line("loading MNIST and TensorFlow")
     with EpochBar(config.epochs) as bar:
         record = run_training(config, out, data_dir=data_dir, on_epoch=bar.update)
+    if to_stdout(json_target):
+        emit_json(json_target, record)
+        return
     augmented = "augmented" if config.augment else "not augmented"
     echo(
-        f"Trained {config.recipe} ({augmented}) {config.epochs} epochs in {record['train_seconds']:.1f} s: "
+        f"Trained {config.recipe} ({augmented}) {plural(config.epochs, 'epoch')} in {record['train_seconds']:.1f} s: "
         f"test accuracy {record['test_accuracy']:.4f}, loss {record['test_loss']:.4f}"
     )
+    emit_json(json_target, record)
     echo(f"Wrote {out / 'model.keras'} and {out / 'training.json'}")
     echo(f"Next: digitkit export --model {out / 'model.keras'} --int8")

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from .common import DEFAULT_EXPORT_DIR, echo, print_table
+from .common import (
+    DEFAULT_EXPORT_DIR,
+    JSON_HELP,
+    echo,
+    emit_json,
+    json_output,
+    note,
+    plural,
+    print_table,
+    progress_line,
+    to_stdout,
+)
 
 if TYPE_CHECKING:
     from digitkit.toolkit.verification import Gates, ParityResult
@@ -38,9 +49,7 @@ def verify(
     files: Annotated[
         Optional[List[str]], typer.Option("--artifact", help="Only these artifact files (repeatable).")
     ] = None,
-    json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Write the results as JSON here ('-' for stdout).")
-    ] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
     report: Annotated[
         Optional[Path],
         typer.Option("--report", help="Write an HTML report (index.html) and summary.md to this directory."),
@@ -53,11 +62,8 @@ def verify(
 
     Exit 0: every artifact passes on every backend; 1: a gate failed; 2: bad input."""
     import contextlib
-    import json
-    import sys
 
     from digitkit.runtime.errors import GateError
-    from digitkit.runtime.files import check_output_file, write_json_atomic
     from digitkit.runtime.manifest import read_manifest
     from digitkit.runtime.quiet import quiet_output
     from digitkit.toolkit.data import load_mnist_test
@@ -65,9 +71,7 @@ def verify(
 
     gates = Gates(min_accuracy=min_accuracy, max_drop_pp=max_drop, min_agreement=min_agreement)
     gates.check()
-    to_stdout = json_path is not None and str(json_path) == "-"
-    if json_path is not None and not to_stdout:
-        check_output_file(json_path, "--json")
+    json_target = json_output(json_path)
     if report is not None:
         from digitkit.toolkit.report import check_report_dir
 
@@ -79,9 +83,13 @@ def verify(
             manifest, data_dir = opened.enter_context(open_bundle(bundle))
         else:
             manifest = read_manifest(artifact_dir)
+            warn_unlisted(manifest)
+        warn_missing_reference(manifest)
         x_test, y_test = load_mnist_test(data_dir)
         with quiet_output():  # LiteRT's XNNPACK start-up notice
-            results = verify_manifest(manifest, x_test, y_test, gates, backends=backends, files=files)
+            results = verify_manifest(
+                manifest, x_test, y_test, gates, backends=backends, files=files, on_result=announce
+            )
         if report is not None:  # inside: a bundle's reference probabilities are read from its unpacking
             from digitkit.toolkit.report import write_report
 
@@ -90,14 +98,10 @@ def verify(
             with StepLine("report") as line:
                 page = write_report(report, manifest, results, x_test, y_test, gates, progress=line.update)
     summary = summary_json(manifest, results, gates)
-    if to_stdout:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    else:
+    if not to_stdout(json_target):
         render(results, manifest.source_model.test_accuracy, gates)
-        if json_path is not None:
-            write_json_atomic(json_path, summary)
-            echo(f"JSON: {json_path}")
-    if report is not None and not to_stdout:
+    emit_json(json_target, summary)
+    if report is not None and not to_stdout(json_target):
         echo(f"Report: {page}")
     if not summary["passed"]:
         failed = [r for r in results if not r.passed]
@@ -107,13 +111,68 @@ def verify(
         )
 
 
+def announce(result: ParityResult) -> None:
+    """Progress on stderr (fd 2 is silenced while backends run, so straight to the terminal's copy)."""
+    import os
+
+    line = f"digitkit: verified {result.file} on {result.backend}: {'pass' if result.passed else 'FAIL'}\n"
+    if _STDERR_COPY < 0:
+        return
+    try:
+        os.write(_STDERR_COPY, line.encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _stderr_copy() -> int:
+    import os
+    import sys
+
+    try:
+        return os.dup(sys.stderr.fileno()) if sys.stderr.isatty() else -1  # at a terminal only
+    except (OSError, ValueError):  # no real stderr (tests capturing it): progress has nowhere to go
+        return -1
+
+
+_STDERR_COPY = _stderr_copy()
+
+
+def warn_unlisted(manifest) -> None:
+    """Model files beside the manifest that it does not list are not verified: say so."""
+    from digitkit.runtime.validate import FORMAT_BY_SUFFIX
+
+    listed = {e.file for e in manifest.artifacts}
+    for entry in manifest.artifacts:
+        listed.update(ref.file for ref in entry.companion_files())
+    unlisted = sorted(
+        p.name
+        for p in manifest.directory.iterdir()
+        if p.is_file() and p.suffix.lower() in FORMAT_BY_SUFFIX and p.name not in listed
+    )
+    if unlisted:
+        note(
+            f"{plural(len(unlisted), 'model file')} in {manifest.directory} not listed in its manifest "
+            f"and not verified: {', '.join(unlisted)} (left by an earlier export? re-export or move them)"
+        )
+
+
+def warn_missing_reference(manifest) -> None:
+    info = manifest.source_model.test_probabilities
+    if info is not None and not (manifest.directory / info.file).is_file():
+        note(
+            f"{info.file} is missing from {manifest.directory}: the max |Δp| check against the Keras "
+            "probabilities is skipped (accuracy, drop and agreement are still checked). "
+            "Copy it with the artifacts or re-export"
+        )
+
+
 def render(results: list[ParityResult], reference_accuracy: float, gates: Gates) -> None:
     from rich.text import Text
 
     rows = []
     for r in sorted(results, key=lambda r: r.passed):  # failures first
         verdict = Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red")
-        diff = "-" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
+        diff = "skipped" if r.max_abs_prob_diff is None else f"{r.max_abs_prob_diff:.4f}"
         rows.append(
             [
                 verdict,
@@ -137,7 +196,7 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
             "vs keras pp",
             "agreement",
             "max |Δp|",
-            "µs/image",
+            "µs/image (batch 1000)",
         ],
         rows,
     )
@@ -151,8 +210,9 @@ def render(results: list[ParityResult], reference_accuracy: float, gates: Gates)
     )
     for r in results:
         for failure in r.failures:
-            echo(f"FAIL {r.file} on {r.backend}: {failure.kind}: {failure.message}")
+            echo(f"FAIL {r.file} on {r.backend}: {failure.message}")
     passed = sum(r.passed for r in results)
     echo(
-        f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {len(results)} artifact/backend pairs pass."
+        f"{'PASS' if passed == len(results) else 'FAIL'}: {passed} of {plural(len(results), 'artifact/backend pair')} "
+        f"{'passes' if passed == 1 else 'pass'}."
     )
