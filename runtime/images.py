@@ -147,6 +147,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
 
 # --- reading -------------------------------------------------------------------------------------
 
+
 def read_gray_bytes(data: bytes, name: str = "The image") -> np.ndarray:
     """An image file's bytes (an upload, a request body) as ``load_image`` reads them, before the
     MNIST transform: a 2-D uint8 or float64 0-255 grayscale array. Nothing touches the disk.
@@ -154,7 +155,6 @@ def read_gray_bytes(data: bytes, name: str = "The image") -> np.ndarray:
     if not data:
         raise ImageError(f"{name} is empty (0 bytes)", "Send the image's bytes")
     return _read_gray(io.BytesIO(data), name)
-
 
 
 def _open(Image: Any, source: Union[Path, IO[bytes]]) -> Any:

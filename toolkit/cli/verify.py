@@ -16,7 +16,6 @@ from .common import (
     note,
     plural,
     print_table,
-    progress_line,
     to_stdout,
 )
 
