@@ -13,6 +13,7 @@ import numpy as np
 
 from digitkit.runtime.errors import ArtifactError, BackendUnavailableError, DigitkitError, ExportError
 from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
+from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import MANIFEST_NAME
 from digitkit.runtime.quiet import quiet_output
 
@@ -20,6 +21,7 @@ from .calibration import CalibrationSet
 from .context import ExportContext
 from .formats import ExportTarget
 from .manifest import REFERENCE_PROBABILITIES, ConverterInfo, Reference, artifact_entry, build_manifest
+from .metadata import artifact_metadata, embed
 from .tf_env import import_tensorflow
 
 
@@ -126,10 +128,15 @@ def run_export(request: ExportRequest) -> ExportResult:
 
         entries, exported = [], []
         companions: list[Path] = []
+        source_sha256 = sha256_file(Path(request.model_path))
         for target in request.targets:
             path = ctx.staged(target.filename)
             started = time.perf_counter()
             info = _convert(target, ctx, path)
+            if target.format in ("tflite", "onnx"):  # before anything hashes or reads the file
+                with quiet_output():
+                    inputs = load(path, verify_hash=False).session.inputs
+                embed(path, artifact_metadata(target, inputs, source_sha256, request.training))
             seconds = time.perf_counter() - started
             try:
                 with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2
