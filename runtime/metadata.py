@@ -143,7 +143,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
+def protobuf_fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
     """(field number, wire type, value) of one protobuf message, length-delimited values as bytes."""
     fields, pos = [], 0
     while pos < len(data):
@@ -173,10 +173,10 @@ def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
 def onnx_metadata_props(data: bytes) -> dict[str, str]:
     """``ModelProto.metadata_props`` as a dict, read from the wire format (the graph is skipped over)."""
     props: dict[str, str] = {}
-    for number, wire, value in _fields(data):
+    for number, wire, value in protobuf_fields(data):
         if number != _ONNX_METADATA_FIELD or wire != 2 or not isinstance(value, bytes):
             continue
-        entry = {n: v for n, w, v in _fields(value) if w == 2 and isinstance(v, bytes)}
+        entry = {n: v for n, w, v in protobuf_fields(value) if w == 2 and isinstance(v, bytes)}
         try:
             props[entry.get(1, b"").decode("utf-8")] = entry.get(2, b"").decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -12,6 +12,7 @@ from digitkit.runtime.backends.base import Session, TensorInfo
 from digitkit.runtime.errors import BackendUnavailableError, HashMismatchError
 from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import Tool, check_file_hash
+from digitkit.runtime.metadata import read_metadata
 from digitkit.runtime.model import read_artifact
 
 
@@ -32,6 +33,7 @@ class ArtifactDescription:
     converter: Optional[Tool] = None
     quantizer: Optional[Tool] = None
     opset: Optional[int] = None
+    metadata: Optional[dict[str, Any]] = None  # what the file says about itself (digitkit.runtime.metadata)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,6 +67,10 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
         str(path), fmt, len(data), sha256_file(path), "no manifest lists this file"
     )
     entry = manifest.entry_for(path.name) if manifest else None
+    metadata = read_metadata(data, fmt)
+    if metadata is not None:
+        described.metadata = metadata.to_json()
+        described.mode = metadata.mode
     if manifest is not None and entry is not None:
         try:
             check_file_hash(path, entry.sha256)

@@ -192,6 +192,13 @@ def plan(
             if reason is not None:  # a device without a C compiler: the C is for microcontrollers anyway
                 warnings.warn(f"{entry.file} skipped: {reason}", stacklevel=2)
                 continue
+        if entry.format == "onnx" and "opencv" in names:
+            from digitkit.runtime.backends.opencv import skip_reason
+
+            reason = skip_reason(entry.mode)
+            if reason is not None:  # an older OpenCV and the dynamic-range model: a known limit
+                warnings.warn(f"{entry.file} skipped on opencv: {reason}", stacklevel=2)
+                names = [n for n in names if n != "opencv"]
         if not names and not requested:
             extras = " or ".join(f"'digitkit[{s.extra}]'" for s in native_backends_for(entry.format))
             raise BackendUnavailableError(
