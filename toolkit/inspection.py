@@ -94,6 +94,6 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
         described.backend = f"none installed ({exc.one_line()})"
     if fmt == "onnx":
         described.op_types = dict(onnx_op_types(data))
-    if entry is None and any(t.quantized for t in described.inputs):
+    if entry is None and metadata is None and any(t.quantized for t in described.inputs):
         described.mode = "int8"
     return described
