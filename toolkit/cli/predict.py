@@ -11,7 +11,7 @@ import typer
 from .common import DEFAULT_EXPORT_DIR, echo, error_line
 
 BACKEND_HELP = (
-    "auto, or a backend: litert, tflite-runtime, onnxruntime, numpy (numpy-micro: TFLite Micro's rounding)."
+    "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
 )
 
 
