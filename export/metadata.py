@@ -107,20 +107,19 @@ def with_tflite_metadata(model: bytes, name: str, payload: bytes) -> bytes:
 
     buffers = old_offsets(_BUFFERS)
     for i, pos in enumerate(buffers):
-        buffer = reader.table(pos, f"buffer {i}")
-        if int(buffer.scalar(1, "Q")) > 1:
+        if int(reader.table(pos, f"buffer {i}").scalar(1, "Q")) > 1:
             raise ExportError(
                 "The TFLite model keeps buffers outside its flatbuffer", "Export a model under 2 GB"
             )
-    kept = [
-        pos for pos in old_offsets(_METADATA) if reader.table(pos, "metadata").string(0, "name") != name
-    ]
+    kept = [pos for pos in old_offsets(_METADATA) if reader.table(pos, "metadata").string(0, "name") != name]
 
     out = _Prefix()
     out.reserve(8)  # root offset and file identifier, filled in last
     fields = [i for i in range(1, _MODEL_FIELDS) if old_targets[i] is not None or i in (_BUFFERS, _METADATA)]
     offsets = {index: 8 + 4 * k for k, index in enumerate(fields)}  # within the new root table
-    root_vtable = out.vtable([4] + [offsets.get(i, 0) for i in range(1, max(fields) + 1)], 8 + 4 * len(fields))
+    root_vtable = out.vtable(
+        [4] + [offsets.get(i, 0) for i in range(1, max(fields) + 1)], 8 + 4 * len(fields)
+    )
     out.align(4)
     root_pos = out.reserve(8 + 4 * len(fields))
     out.put("iI", root_pos, root_pos - root_vtable, version)

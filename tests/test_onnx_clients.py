@@ -63,7 +63,9 @@ def test_images(mnist_test, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def onnxruntime_top1(export_dir, mnist_test) -> dict[str, np.ndarray]:
-    return {name: load(export_dir / name, backend="onnxruntime").predict(mnist_test[0]) for name in ONNX_FILES}
+    return {
+        name: load(export_dir / name, backend="onnxruntime").predict(mnist_test[0]) for name in ONNX_FILES
+    }
 
 
 def opencv_5_python() -> Path:
@@ -239,14 +241,19 @@ def test_metadata_reads_back_through_onnx_and_the_tflite_schema(export_dir):
             theirs = {k: json.loads(v) if k in ("input", "labels", "recipe") else v for k, v in props.items()}
         else:
             model = tflite.Model.GetRootAsModel(data, 0)
-            named = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+            named = {
+                model.Metadata(i).Name().decode(): model.Metadata(i).Buffer()
+                for i in range(model.MetadataLength())
+            }
             assert "min_runtime_version" in named  # the converter's own entries are kept
             theirs = json.loads(model.Buffers(named[METADATA_NAME]).DataAsNumpy().tobytes())
         assert theirs == ours.to_json(), entry.file
         assert (ours.format, ours.mode) == (entry.format, entry.mode)
         assert ours.source_model_sha256 == manifest.source_model.sha256
         assert ours.labels == tuple("0123456789") and ours.recipe["epochs"] == 4
-        assert ours.input["shape"] == [None, 784] and ours.input["preprocessing"]["image"] == "28x28 grayscale"
+        assert (
+            ours.input["shape"] == [None, 784] and ours.input["preprocessing"]["image"] == "28x28 grayscale"
+        )
         assert ours.input["dtype"] == entry.inputs[0].dtype
 
 

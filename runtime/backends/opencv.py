@@ -56,7 +56,9 @@ def _value_info(message: bytes) -> TensorInfo:
                     elif fn == 2 and isinstance(part, bytes):  # TensorShapeProto
                         for dn, _, dim in protobuf_fields(part):
                             if dn == 1 and isinstance(dim, bytes):
-                                sizes = [v for n, _, v in protobuf_fields(dim) if n == 1 and isinstance(v, int)]
+                                sizes = [
+                                    v for n, _, v in protobuf_fields(dim) if n == 1 and isinstance(v, int)
+                                ]
                                 shape.append(sizes[0] if sizes else None)
     return TensorInfo(name=name, shape=tuple(shape), dtype=dtype)
 
@@ -66,7 +68,10 @@ def graph_summary(model: bytes) -> tuple[list[TensorInfo], list[TensorInfo], set
     graphs = [v for n, w, v in protobuf_fields(model) if n == 7 and w == 2 and isinstance(v, bytes)]
     if not graphs:
         raise ArtifactError("The ONNX model has no graph", _FIX)
-    inputs, outputs, initializers, ops = [], [], set(), set()
+    inputs: list[TensorInfo] = []
+    outputs: list[TensorInfo] = []
+    initializers: set[str] = set()
+    ops: set[str] = set()
     for number, _, value in protobuf_fields(graphs[0]):
         if not isinstance(value, bytes):
             continue

@@ -10,9 +10,7 @@ import typer
 
 from .common import DEFAULT_EXPORT_DIR, echo, error_line
 
-BACKEND_HELP = (
-    "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
-)
+BACKEND_HELP = "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
 
 
 def default_model(export_dir: Path = DEFAULT_EXPORT_DIR) -> Path:
