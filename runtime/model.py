@@ -123,5 +123,10 @@ def load(
             f"{path} takes inputs of shape {session.inputs[0].shape}, not (N, 784)",
             "Export the digit MLP with `digitkit export`",
         )
-    metadata = read_metadata(data, fmt) if manifest is None else None
+    metadata = None
+    if manifest is None:  # the file's own account of itself; a damaged one only costs the mode
+        try:
+            metadata = read_metadata(data, fmt)
+        except ArtifactError:
+            metadata = None
     return DigitModel(path, session, fmt, manifest, metadata)
