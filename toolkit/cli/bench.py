@@ -43,7 +43,7 @@ def bench(
     from digitkit.runtime.quiet import quiet_output
     from digitkit.runtime.validate import FORMAT_BY_SUFFIX
     from digitkit.toolkit.benchmark import bench_model
-    from digitkit.toolkit.verification import backends_to_run
+    from digitkit.toolkit.verification import backends_to_run, file_mode, without_unrunnable
 
     sizes = parse_sizes(batch_sizes, "--batch-sizes")
     with contextlib.ExitStack() as opened:  # an archive's temporary unpacking lasts while its models run
@@ -59,6 +59,7 @@ def bench(
         for path in paths:
             fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower(), "tflite")  # .c is the C export's
             names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
+            names = without_unrunnable(names, path.name, fmt, file_mode(path, fmt))
             for name in names:
                 with quiet_output():
                     results.append(
