@@ -28,6 +28,11 @@ BATCH = 1000
 CHECKS = ("load", "shape", "accuracy", "drop", "agreement")  # the order they run in
 
 
+class SkippedWarning(UserWarning):
+    """An artifact left out on a backend that cannot run it here (a known limit, not a failure); a
+    digitkit category, so the CLI shows it through quiet_output."""
+
+
 @dataclass(frozen=True)
 class Gates:
     min_accuracy: float = 0.95
@@ -127,7 +132,7 @@ def without_unrunnable(names: list[str], file: str, fmt: str, mode: Optional[str
     reason = skip_reason(mode)
     if reason is None:
         return names
-    warnings.warn(f"{file} skipped on opencv: {reason}", stacklevel=3)
+    warnings.warn(SkippedWarning(f"{file} skipped on opencv: {reason}"), stacklevel=3)
     return [n for n in names if n != "opencv"]
 
 
@@ -216,7 +221,7 @@ def plan(
             manifest.check_companions(entry)
             reason = unavailable_reason()
             if reason is not None:  # a device without a C compiler: the C is for microcontrollers anyway
-                warnings.warn(f"{entry.file} skipped: {reason}", stacklevel=2)
+                warnings.warn(SkippedWarning(f"{entry.file} skipped: {reason}"), stacklevel=2)
                 continue
         names = without_unrunnable(names, entry.file, entry.format, entry.mode)
         if not names and not requested:
