@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
-	$(PIP) install --quiet -c constraints.txt -e ".[train,litert,onnxruntime,images,serve,test,lint]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,litert,onnxruntime,opencv,images,serve,test,lint]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,5 +1,13 @@
 """ONNX exporters: tf2onnx from a tf.function with an input signature (from_keras fails on Keras 3),
-then ONNX Runtime's quantizers for the int8 modes."""
+each MatMul + Add fused into one Gemm by ONNX Runtime's basic graph optimizer, then ONNX Runtime's
+quantizers for the int8 modes.
+
+Why Gemm: tf2onnx writes a dense layer as MatMul then Add, and OpenCV 4.x (what a Raspberry Pi gets
+from apt) cannot load the int8 model built from that ("findCommonShape" on the BiasAdd). tf2onnx,
+onnxoptimizer and onnxslim fuse only when the batch is fixed; ONNX Runtime's basic level (standard
+ONNX ops only, no contrib ops) fuses with the batch left dynamic. docs/onnx-clients.md has the
+measurements behind each choice.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +35,34 @@ def fp32_model(ctx: ExportContext):
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
         proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ctx.onnx_opset)
         _rename_output(proto, OUTPUT_NAME)
-        proto.producer_name = "digitkit (tf2onnx)"
+        proto = fuse_gemm(proto, ctx.staging)
+        proto.producer_name = "digitkit (tf2onnx, onnxruntime)"
         ctx.cache["onnx_fp32"] = proto
     return ctx.cache["onnx_fp32"]
+
+
+def fuse_gemm(proto, workdir: Path):
+    """The model with each MatMul + bias Add as one Gemm: ONNX Runtime's basic-level optimizer
+    (standard-ONNX rewrites only), saved offline. It lists every domain it knows among the opset
+    imports; only the ones the graph uses are kept, so other clients see a plain opset-N model."""
+    import onnx
+    import onnxruntime as ort
+
+    source, fused = workdir / "unfused.onnx.tmp", workdir / "fused.onnx.tmp"
+    onnx.save_model(proto, str(source))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(fused)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    model = onnx.load_model(str(fused))
+    source.unlink()
+    fused.unlink()
+    used = {node.domain for node in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    return model
 
 
 def _rename_output(proto, name: str) -> None:
@@ -69,8 +102,16 @@ def _fp32_file(ctx: ExportContext) -> Path:
     return path
 
 
+# Biases stay float32 inside the int8 Gemm graph. With int32 biases (ONNX Runtime's default, scaled
+# input_scale × weight_scale) OpenCV 5.x cannot load the model (`bufidx >= 0` in argTensor) and
+# OpenCV 4.x computes only the first image of a batch right: both need Gemm's C input constant.
+# Measured in docs/onnx-clients.md; True writes the int32 form for clients that want it.
+INT32_BIASES = False
+
+
 def export_int8(ctx: ExportContext, path: Path) -> ConverterInfo:
-    """Static QDQ quantization, per-channel int8 weights, int8 activations, MinMax calibration."""
+    """Static QDQ quantization of the Gemm graph: per-channel int8 weights, int8 activations, MinMax
+    calibration; biases as ``INT32_BIASES`` says."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -82,6 +123,7 @@ def export_int8(ctx: ExportContext, path: Path) -> ConverterInfo:
         per_channel=True,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
+        extra_options={"QuantizeBias": INT32_BIASES},
     )
     return _converter_info(ctx, quantizer=True)
 

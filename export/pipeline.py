@@ -28,6 +28,7 @@ from .context import ExportContext
 from .formats import ExportTarget
 from .keras_layers import custom_objects
 from .manifest import REFERENCE_PROBABILITIES, ConverterInfo, Reference, artifact_entry, build_manifest
+from .metadata import artifact_metadata, embed
 from .tf_env import import_tensorflow
 
 
@@ -138,12 +139,17 @@ def run_export(request: ExportRequest) -> ExportResult:
 
         entries, exported = [], []
         companions: list[Path] = []
+        source_sha256 = sha256_file(Path(request.model_path))
         for target in request.targets:
             path = ctx.staged(target.filename)
             if request.on_target is not None:
                 request.on_target(target)
             started = time.perf_counter()
             info = _convert(target, ctx, path)
+            if target.format in ("tflite", "onnx"):  # before anything hashes or reads the file
+                with quiet_output():
+                    inputs = load(path, verify_hash=False).session.inputs
+                embed(path, artifact_metadata(target, inputs, source_sha256, request.training))
             seconds = time.perf_counter() - started
             try:
                 with quiet_output():  # LiteRT announces its XNNPACK delegate on fd 2

@@ -12,6 +12,7 @@ from .backends import open_session
 from .backends.base import Session
 from .errors import ArtifactError
 from .manifest import ArtifactEntry, Manifest, check_file_hash, find_manifest_for
+from .metadata import ArtifactMetadata, read_metadata
 from .preprocess import as_batch, input_writer, output_reader
 from .validate import CHECKS, detect_format
 
@@ -19,12 +20,20 @@ from .validate import CHECKS, detect_format
 class DigitModel:
     """A loaded digit classifier. Thread-safe: one instance may serve many threads."""
 
-    def __init__(self, path: Path, session: Session, fmt: str, manifest: Optional[Manifest] = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        session: Session,
+        fmt: str,
+        manifest: Optional[Manifest] = None,
+        metadata: Optional[ArtifactMetadata] = None,
+    ) -> None:
         self.path = path
         self.format = fmt
         self.session = session
         self.manifest = manifest
         self.entry: Optional[ArtifactEntry] = manifest.entry_for(path.name) if manifest else None
+        self.metadata = metadata  # what the file says about itself, read where no manifest lists it
         self.input_info = session.inputs[0]
         self.output_info = session.outputs[0]
         self._run_batch = session.runner(input_writer(self.input_info))
@@ -38,6 +47,8 @@ class DigitModel:
     def mode(self) -> str:
         if self.entry:
             return self.entry.mode
+        if self.metadata:
+            return self.metadata.mode
         return "int8" if self.input_info.quantized else "unknown"
 
     def predict_proba(self, x: ArrayLike) -> np.ndarray:
@@ -112,4 +123,10 @@ def load(
             f"{path} takes inputs of shape {session.inputs[0].shape}, not (N, 784)",
             "Export the digit MLP with `digitkit export`",
         )
-    return DigitModel(path, session, fmt, manifest)
+    metadata = None
+    if manifest is None:  # the file's own account of itself; a damaged one only costs the mode
+        try:
+            metadata = read_metadata(data, fmt)
+        except ArtifactError:
+            metadata = None
+    return DigitModel(path, session, fmt, manifest, metadata)

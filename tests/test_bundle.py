@@ -64,6 +64,7 @@ def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
         ("digit_mlp_int8.tflite", "litert"),
         ("digit_mlp_int8.tflite", "numpy"),
         ("digit_mlp_int8.onnx", "onnxruntime"),
+        ("digit_mlp_int8.onnx", "opencv"),  # make install brings OpenCV 4.x (the opencv extra)
     }
     result = runner.invoke(app, ["verify", "--bundle", str(bundle_dir.with_name("pi.tar.gz"))])
     assert result.exit_code == 0, result.output

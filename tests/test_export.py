@@ -97,7 +97,7 @@ def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
         path = artifact(export_dir, "onnx", mode)
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         ops[mode] = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
-    assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["MatMul"] == 3
+    assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["Gemm"] == 3
     assert ops["int8"]["QuantizeLinear"] >= 4 and ops["int8"]["DequantizeLinear"] >= 7
     int8_model = onnx.load(str(artifact(export_dir, "onnx", "int8")))
     weights = [

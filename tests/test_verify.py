@@ -45,6 +45,8 @@ def test_every_artifact_passes_on_every_installed_backend(export_dir, tmp_path):
         ("digit_mlp_dynamic.onnx", "onnxruntime"),
         ("digit_mlp_fp16.tflite", "litert"),
         ("digit_mlp_int8_pixels.tflite", "litert"),
+        ("digit_mlp_fp32.onnx", "opencv"),  # issue 16: OpenCV (4.x here) as a verified backend
+        ("digit_mlp_int8.onnx", "opencv"),
     }
     for row in rows:
         assert (
@@ -131,7 +133,7 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
     directory = copy_export(export_dir, tmp_path)
     path = directory / "digit_mlp_int8.onnx"
     rescale_onnx_scales(path)
-    result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name, "--json", "-"])
+    result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name, "--backend", "onnxruntime", "--json", "-"])
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     assert result.stderr.startswith("digitkit: error: 1 of 1 artifact/backend pairs failed a parity gate")

@@ -12,6 +12,7 @@ from digitkit.runtime.backends.base import Session, TensorInfo
 from digitkit.runtime.errors import BackendUnavailableError, HashMismatchError
 from digitkit.runtime.hashing import sha256_file
 from digitkit.runtime.manifest import Tool, check_file_hash
+from digitkit.runtime.metadata import read_metadata
 from digitkit.runtime.model import read_artifact
 
 
@@ -33,6 +34,7 @@ class ArtifactDescription:
     quantizer: Optional[Tool] = None
     opset: Optional[int] = None
     training: str = ""  # the recipe, augmentation and accuracies, when the manifest has them
+    metadata: Optional[dict[str, Any]] = None  # what the file says about itself (digitkit.runtime.metadata)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,6 +68,10 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
         str(path), fmt, len(data), sha256_file(path), "no manifest lists this file"
     )
     entry = manifest.entry_for(path.name) if manifest else None
+    metadata = read_metadata(data, fmt)
+    if metadata is not None:
+        described.metadata = metadata.to_json()
+        described.mode = metadata.mode
     if manifest is not None and entry is not None:
         try:
             check_file_hash(path, entry.sha256)
@@ -91,6 +97,6 @@ def describe(path: Path, backend: str = "auto") -> ArtifactDescription:
         described.backend = f"none installed ({exc.one_line()})"
     if fmt == "onnx":
         described.op_types = dict(onnx_op_types(data))
-    if entry is None and any(t.quantized for t in described.inputs):
+    if entry is None and metadata is None and any(t.quantized for t in described.inputs):
         described.mode = "int8"
     return described

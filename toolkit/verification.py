@@ -12,6 +12,7 @@ import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
@@ -25,6 +26,11 @@ from digitkit.runtime.version import __version__
 
 BATCH = 1000
 CHECKS = ("load", "shape", "accuracy", "drop", "agreement")  # the order they run in
+
+
+class SkippedWarning(UserWarning):
+    """An artifact left out on a backend that cannot run it here (a known limit, not a failure); a
+    digitkit category, so the CLI shows it through quiet_output."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,31 @@ def backends_to_run(fmt: str, requested: Optional[Iterable[str]]) -> list[str]:
     return names
 
 
+def without_unrunnable(names: list[str], file: str, fmt: str, mode: Optional[str]) -> list[str]:
+    """``names`` less a backend that cannot run this mode here (an OpenCV before 5.1 and the
+    dynamic-range ONNX model), with a warning: a known limit, not a failed artifact."""
+    if fmt != "onnx" or "opencv" not in names or mode is None:
+        return names
+    from digitkit.runtime.backends.opencv import skip_reason
+
+    reason = skip_reason(mode)
+    if reason is None:
+        return names
+    warnings.warn(SkippedWarning(f"{file} skipped on opencv: {reason}"), stacklevel=3)
+    return [n for n in names if n != "opencv"]
+
+
+def file_mode(path: Path, fmt: str) -> Optional[str]:
+    """An artifact's mode from the metadata inside it (None when it has none or cannot be read)."""
+    from digitkit.runtime.metadata import read_metadata
+
+    try:
+        metadata = read_metadata(path.read_bytes(), fmt)
+    except (OSError, DigitkitError):
+        return None
+    return metadata.mode if metadata else None
+
+
 def evaluate(model: DigitModel, x_test: np.ndarray) -> tuple[np.ndarray, float]:
     """Probabilities for the whole test set in batches, and milliseconds per image."""
     started = time.perf_counter()
@@ -220,8 +251,9 @@ def plan(
             manifest.check_companions(entry)
             reason = unavailable_reason()
             if reason is not None:  # a device without a C compiler: the C is for microcontrollers anyway
-                warnings.warn(f"{entry.file} skipped: {reason}", stacklevel=2)
+                warnings.warn(SkippedWarning(f"{entry.file} skipped: {reason}"), stacklevel=2)
                 continue
+        names = without_unrunnable(names, entry.file, entry.format, entry.mode)
         if not names and not requested:
             extras = " or ".join(f"'digitkit[{s.extra}]'" for s in native_backends_for(entry.format))
             raise BackendUnavailableError(

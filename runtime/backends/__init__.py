@@ -44,6 +44,7 @@ _open_numpy = _lazy(".numpy_backend", "open_numpy")
 _open_numpy_micro = _lazy(".numpy_backend", "open_numpy_micro")
 _open_c = _lazy(".c", "open_c")  # the C compiler runs only when a C artifact is opened
 _open_tflm = _lazy(".tflm", "open_tflm")
+_open_opencv = _lazy(".opencv", "open_opencv")
 
 
 register_backend(
@@ -56,6 +57,9 @@ register_backend(
 )
 register_backend(
     BackendSpec("onnxruntime", ("onnx",), "onnxruntime", "onnxruntime", open_onnxruntime, "ONNX Runtime")
+)
+register_backend(
+    BackendSpec("opencv", ("onnx",), "cv2", "opencv", _open_opencv, "OpenCV DNN (cv2.dnn), 4.x or 5.x")
 )
 register_backend(
     BackendSpec(

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..errors import ArtifactError
 from .base import Session, Slot, TensorInfo
 
 
@@ -104,7 +105,14 @@ class TFLiteSession(Session):
         view_out = interpreter.tensor(self._output_index)
         x, y = view_in(), view_out()
         x[...] = 0
-        native_invoke()
+        try:
+            native_invoke()
+        except RuntimeError as exc:  # a model that loads but cannot run ("Input tensor 6 lacks data")
+            detail = str(exc).strip().splitlines()
+            raise ArtifactError(
+                f"{self.backend_name} cannot run the model ({(detail[-1] if detail else 'invoke failed')[:200]})",
+                "Re-export the artifact with `digitkit export`",
+            ) from exc
         if _address(view_in()) != _address(x) or _address(view_out()) != _address(y):
             return None  # buffers moved during invoke: views would dangle
         return Slot(batch, x, y, native_invoke, zero_copy=True)

@@ -56,7 +56,7 @@ def bench(
     from digitkit.runtime.quiet import quiet_output
     from digitkit.runtime.validate import FORMAT_BY_SUFFIX
     from digitkit.toolkit.benchmark import bench_model
-    from digitkit.toolkit.verification import backends_to_run
+    from digitkit.toolkit.verification import backends_to_run, file_mode, without_unrunnable
 
     sizes = parse_sizes(batch_sizes, "--batch-sizes")
     check_threads(threads)
@@ -79,6 +79,7 @@ def bench(
         for path in paths:
             fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower(), "tflite")  # .c is the C export's
             names = backends_to_run(fmt, backends) if backends != ["auto"] else ["auto"]
+            names = without_unrunnable(names, path.name, fmt, file_mode(path, fmt))
             for name in names:
                 progress_line(f"measuring {path.name} on {name}")
                 with quiet_output():

@@ -62,3 +62,11 @@ def show(described) -> None:
             echo(f"{tool_role:<14} {tool.name} {tool.version}")
     if described.opset is not None:
         echo(f"opset:         {described.opset}")
+    if described.metadata:
+        meta = described.metadata
+        recipe = ", ".join(f"{k} {v}" for k, v in meta["recipe"].items()) or "not recorded"
+        echo(f"metadata:      digitkit {meta['digitkit_version']}, {meta['format']} / {meta['mode']}")
+        echo(f"  source:      sha256 {meta['source_model_sha256']}")
+        echo(f"  input:       {json.dumps(meta['input'], sort_keys=True)}")
+        echo(f"  labels:      {' '.join(meta['labels'])}")
+        echo(f"  recipe:      {recipe}")

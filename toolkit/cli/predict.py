@@ -22,7 +22,7 @@ from .common import (
 )
 
 BACKEND_HELP = (
-    "auto, or a backend: litert, tflite-runtime, onnxruntime, numpy (numpy-micro: TFLite Micro's rounding)."
+    "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
 )
 STDIN = "-"
 
