@@ -133,7 +133,9 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
     directory = copy_export(export_dir, tmp_path)
     path = directory / "digit_mlp_int8.onnx"
     rescale_onnx_scales(path)
-    result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name, "--backend", "onnxruntime", "--json", "-"])
+    result = runner.invoke(
+        app, ["verify", str(directory), "--artifact", path.name, "--backend", "onnxruntime", "--json", "-"]
+    )
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     assert result.stderr.startswith("digitkit: error: 1 of 1 artifact/backend pairs failed a parity gate")

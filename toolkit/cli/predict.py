@@ -21,9 +21,7 @@ from .common import (
     to_stdout,
 )
 
-BACKEND_HELP = (
-    "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
-)
+BACKEND_HELP = "auto, or a backend: litert, tflite-runtime, onnxruntime, opencv, numpy (numpy-micro: TFLite Micro's rounding)."
 STDIN = "-"
 
 
