@@ -10,15 +10,25 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+# The CLI's line for an exception no code raised on purpose (toolkit/cli/common.py `exit_code_for`):
+# exit 2 and one line like bad input, but a bug, so every test counts it as a failure.
+UNEXPECTED = "(unexpected; rerun with --debug"
+
+
+def assert_no_unexpected_error(stderr: str, what: str) -> None:
+    assert UNEXPECTED not in stderr, f"{what}: an unexpected error is a bug, not bad input:\n{stderr[-2000:]}"
 
 
 def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    """The real `digitkit` console script in a subprocess, as a user runs it."""
+    """The real `digitkit` console script in a subprocess, as a user runs it (an "unexpected" error
+    fails the calling test)."""
     exe = Path(sys.executable).with_name("digitkit")
     merged = {**os.environ, **(env or {})}
-    return subprocess.run(
+    result = subprocess.run(
         [str(exe), *map(str, args)], capture_output=True, text=True, env=merged, cwd=cwd, timeout=timeout
     )
+    assert_no_unexpected_error(result.stderr, "digitkit " + " ".join(map(str, args)))
+    return result
 
 
 def mnist_png_dir(directory: Path, images: np.ndarray) -> list[Path]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import mnist_png_dir, run_cli
+from helpers import UNEXPECTED, mnist_png_dir, run_cli
 
 from digitkit.runtime.hashing import sha256_file
 
@@ -63,6 +63,8 @@ def classify(result: subprocess.CompletedProcess) -> str:
     if result.returncode == 0:
         return "ok"
     errors = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    if any(UNEXPECTED in line for line in errors):
+        return f"unexpected error: {errors[-1][:200]}"
     return (
         "one-line error"
         if result.returncode == 2 and len(errors) == 1
