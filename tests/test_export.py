@@ -46,6 +46,37 @@ def test_manifest_lists_every_target_with_matching_hashes(export_dir):
     assert manifest.source_model.training is not None and len(manifest.source_model.training.epochs) == 4
 
 
+def test_the_manifest_reference_is_the_saved_keras_model(seed_model_dir, export_dir, mnist_test):
+    """Every parity claim rests on the manifest's reference: recompute it from model.keras, once with
+    Keras and once with numpy from the saved weights (no Keras code), and compare."""
+    import keras
+
+    x_test, y_test = mnist_test
+    manifest = read_manifest(export_dir)
+    source = manifest.source_model
+    assert source.sha256 == sha256_file(seed_model_dir / "model.keras")
+    model = keras.models.load_model(seed_model_dir / "model.keras")
+    x = x_test.reshape(-1, 784).astype(np.float32) / np.float32(255)
+    by_keras = np.asarray(model(x, training=False), dtype=np.float32)
+    w1, b1, w2, b2, w3, b3 = (w.astype(np.float64) for w in model.get_weights())
+    hidden = np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0)
+    logits = hidden @ w3 + b3
+    by_numpy = np.exp(logits - logits.max(axis=1, keepdims=True))
+    by_numpy /= by_numpy.sum(axis=1, keepdims=True)
+
+    recorded = manifest.reference_probabilities()
+    assert np.abs(recorded - by_keras).max() < 1e-6
+    assert np.abs(recorded - by_numpy).max() < 1e-5
+    predictions = manifest.reference_predictions()
+    assert np.array_equal(predictions, by_keras.argmax(axis=1))
+    # numpy's float64 may break a near-tie the other way; none here is closer than float32 noise
+    top2 = np.sort(by_numpy, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-5
+    assert np.array_equal(predictions[clear], by_numpy.argmax(axis=1)[clear]) and clear.mean() > 0.999
+    assert source.test_accuracy == float((by_keras.argmax(axis=1) == y_test).mean())
+    assert source.test_accuracy == pytest.approx(float((by_numpy.argmax(axis=1) == y_test).mean()), abs=2e-4)
+
+
 def test_int8_tflite_is_small_and_fully_integer(export_dir):
     fp32, int8 = artifact(export_dir, "tflite", "fp32"), artifact(export_dir, "tflite", "int8")
     assert int8.stat().st_size <= 0.27 * fp32.stat().st_size
