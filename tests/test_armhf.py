@@ -16,18 +16,22 @@ Skips, saying why, where emulation cannot run.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from emulation import armhf as emu
-from helpers import bundle_verified_on_host, wheel_requirements
+from helpers import bundle_verified_on_host, run_cli, wheel_requirements
 
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
+README_BUNDLE = "digitkit bundle runs/export --out runs/bundle --mode int8-pixels --mode int8"  # step 1
+README_VERIFY = "digitkit verify --bundle bundle"  # step 4
 ARTIFACTS = [
     "digit_mlp_int8.tflite",
     "digit_mlp_int8_pixels.tflite",
@@ -105,6 +109,21 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
             binds={tmp_path / "work": "/work"},
         )
         verify_seconds = time.monotonic() - verify_started
+        # The README's own steps, word for word: bundle the int8 pair on the host (step 1), then on the
+        # device `digitkit verify --bundle bundle` (step 4), no --backend: `auto` must find
+        # tflite-runtime (and the numpy backend) there by itself.
+        readme = tmp_path / "work" / "readme"
+        (readme / "runs").mkdir(parents=True)
+        (readme / "runs" / "export").symlink_to(export_dir)
+        step1 = run_cli(*README_BUNDLE.split()[1:], cwd=readme)
+        assert step1.returncode == 0, step1.stderr
+        (readme / "runs" / "export").unlink()
+        shutil.move(readme / "runs" / "bundle", readme / "bundle")  # step 2: copied and unpacked there
+        readme_started = time.monotonic()
+        as_written = emu.run_in_root(
+            root, README_VERIFY.split(), timeout=1200, binds={tmp_path / "work": "/work"}, cwd="/work/readme"
+        )
+        readme_seconds = time.monotonic() - readme_started
     finally:
         assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
     assert probe.returncode == 0, f"exit {probe.returncode}\n{probe.stdout}\n{probe.stderr}"
@@ -169,3 +188,22 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
             assert row["accuracy"] == ref["accuracy"], name
             assert row["per_class_accuracy"] == ref["per_class_accuracy"], name
             assert row["agreement"] == ref["agreement"], name
+
+    # The README's command as written: exit 0, every artifact of the README's bundle on tflite-runtime
+    # (chosen by itself) and on the numpy backend, every row passing.
+    assert (
+        README_BUNDLE in (ROOT / "README.md").read_text()
+        and README_VERIFY in (ROOT / "README.md").read_text()
+    )
+    assert as_written.returncode == 0, (
+        f"{README_VERIFY}: exit {as_written.returncode}\n{as_written.stdout}\n{as_written.stderr}"
+    )
+    rows = {
+        tuple(line.split()[:3])
+        for line in as_written.stdout.splitlines()
+        if line.split()[:1] in (["PASS"], ["FAIL"])
+    }
+    assert rows == {
+        ("PASS", name, backend) for name in (INT8, INT8_PIXELS) for backend in ("tflite-runtime", "numpy")
+    }, as_written.stdout
+    figures.append(f"  armhf, README as written ({README_VERIFY}, {readme_seconds:.0f} s): {sorted(rows)}")
