@@ -19,6 +19,27 @@ def assert_no_unexpected_error(stderr: str, what: str) -> None:
     assert UNEXPECTED not in stderr, f"{what}: an unexpected error is a bug, not bad input:\n{stderr[-2000:]}"
 
 
+CONSTRAINTS = ROOT / "constraints.txt"
+
+
+def constraints(tmp: Path, **replacements: str) -> list[str]:
+    """pip arguments that install with constraints.txt's pins (hermetic: an upstream release changes
+    nothing until a pin does); ``replacements`` swaps a distribution's pin, e.g. numpy="numpy==1.26.4"
+    for tflite-runtime's numpy-1 world."""
+    if not replacements:
+        return ["-c", str(CONSTRAINTS)]
+    lines = []
+    for line in CONSTRAINTS.read_text().splitlines():
+        name = line.split("==")[0].strip().lower().replace("_", "-")
+        if name not in {k.replace("_", "-") for k in replacements}:
+            lines.append(line)
+    lines += replacements.values()
+    tmp.mkdir(parents=True, exist_ok=True)
+    derived = tmp / "constraints.txt"
+    derived.write_text("\n".join(lines) + "\n")
+    return ["-c", str(derived)]
+
+
 def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """The real `digitkit` console script in a subprocess, as a user runs it (an "unexpected" error
     fails the calling test)."""

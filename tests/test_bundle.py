@@ -9,6 +9,7 @@ import sys
 import tarfile
 
 import pytest
+from helpers import constraints
 from typer.testing import CliRunner
 
 from digitkit.runtime.manifest import read_manifest
@@ -114,7 +115,15 @@ def test_a_device_without_native_backends_runs_tflite_on_numpy_and_names_the_onn
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     wheel = next(bundle_dir.glob("digitkit-*.whl"))
     install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[cli]"],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            *constraints(tmp_path),
+            f"{wheel}[cli]",
+        ],
         capture_output=True,
         text=True,
     )
