@@ -84,6 +84,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        fault_point(f"written:{target.name}")
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -252,6 +253,49 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
         "stale staging directories are cleaned up"
     )
     assert {e.mode for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
+
+
+def test_an_export_killed_mid_publish_leaves_whole_files_and_a_refused_mix(
+    seed_model_dir, export_dir, tmp_path
+):
+    """Killed (SIGKILL, deterministically: runtime/files.py `fault_point`) after the first staged file
+    is renamed into place and before the manifest: every visible file is whole (the new artifact is
+    the complete file a finished run writes; every other file is the previous export's, byte for
+    byte), and the previous manifest refuses the file it no longer describes instead of running it.
+    A rerun repairs."""
+    import keras
+    from helpers import run_cli
+
+    from digitkit.runtime.files import FAULT_ENV
+
+    other = keras.models.load_model(seed_model_dir / "model.keras")
+    weights = other.get_weights()
+    other.set_weights([*weights[:-1], weights[-1] + 0.5])  # another model: every artifact byte differs
+    other.save(tmp_path / "other.keras")
+    out = tmp_path / "export"
+    shutil.copytree(export_dir, out)  # the previous export: every target
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+
+    command = ["export", "--model", tmp_path / "other.keras", "--out", out, "--format", "tflite"]
+    killed = run_cli(*command, env={FAULT_ENV: "publish:1"})  # fp32 TFLite, probabilities, manifest
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after = {p.name: sha256_file(p) for p in out.iterdir() if not p.name.startswith(".")}
+    new = "digit_mlp_fp32.tflite"
+    assert set(after) == set(before)
+    assert {n: h for n, h in after.items() if n != new} == {n: h for n, h in before.items() if n != new}
+    assert after[new] != before[new]
+    refused = run_cli("verify", out)
+    assert refused.returncode == 2 and "changed since export" in refused.stderr, refused.stderr
+
+    rerun = run_cli(*command)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sha256_file(out / new) == after[new], "the file the killed run published was not the whole file"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], (
+        "stale staging directories are cleaned up"
+    )
+    manifest = read_manifest(out)
+    for entry in manifest.artifacts:
+        manifest.check_artifact(entry)
 
 
 def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tmp_path):
