@@ -30,7 +30,10 @@ from digitkit.toolkit.data import load_mnist_test
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
-README_BUNDLE = "digitkit bundle runs/export --out runs/bundle --mode int8-pixels --mode int8"  # step 1
+README_BUNDLE = (  # step 1
+    "digitkit bundle runs/export --out runs/bundle "
+    "--artifact digit_mlp_int8_pixels.tflite --artifact digit_mlp_int8.tflite"
+)
 README_VERIFY = "digitkit verify --bundle bundle"  # step 4
 ARTIFACTS = [
     "digit_mlp_int8.tflite",
