@@ -76,7 +76,8 @@ def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):
     assert {(b["file"], b["backend"]) for b in bench} == {
         (r["file"], r["backend"]) for r in rows
     }  # every verified pair
-    assert all(b["batch1_median_us"] > 0 and b["throughput"]["100"] > 0 for b in bench)
+    for b in bench:  # batching pays on every backend: batch 100 beats one image at a time
+        assert b["batch1_median_us"] > 0 and b["throughput"]["100"] > b["throughput"]["1"], b
 
 
 def copy(bundle_dir, tmp_path):

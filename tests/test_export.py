@@ -120,7 +120,18 @@ def test_dynamic_tflite_has_int8_weights_and_float_io(export_dir):
     model = load(artifact(export_dir, "tflite", "dynamic"))
     assert model.input_info.dtype == "float32"
     details = model.session.tensor_details()
-    assert sum(1 for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2) >= 3
+    kernels = [d for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2]
+    assert sorted(tuple(d["shape"]) for d in kernels) == [(10, 512), (512, 512), (512, 784)]
+    # per tensor (README; tflite-runtime 2.14 rejects the per-channel FULLY_CONNECTED v12): the
+    # converter stores one scale per output row, and they are all one value
+    distinct = [len(set(d["quantization_parameters"]["scales"].tolist())) for d in kernels]
+    assert distinct == [1, 1, 1], distinct
+    import tflite
+
+    flat = tflite.Model.GetRootAsModel(artifact(export_dir, "tflite", "dynamic").read_bytes(), 0)
+    codes = [flat.OperatorCodes(i) for i in range(flat.OperatorCodesLength())]
+    versions = {c.Version() for c in codes if c.BuiltinCode() == tflite.BuiltinOperator.FULLY_CONNECTED}
+    assert versions == {9}, versions
 
 
 def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
@@ -128,6 +139,8 @@ def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
     for mode in ("fp32", "dynamic", "int8"):
         path = artifact(export_dir, "onnx", mode)
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(path)).opset_import}
+        assert opsets.get("ai.onnx") == 17, (mode, opsets)  # README: "ONNX models use opset 17"
         ops[mode] = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
     assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["MatMul"] == 3
     assert ops["int8"]["QuantizeLinear"] >= 4 and ops["int8"]["DequantizeLinear"] >= 7

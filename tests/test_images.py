@@ -322,15 +322,25 @@ def test_animated_gif_uses_the_first_frame(digits, tmp_path):
 
 
 @pytest.mark.parametrize("level", [0, 128, 255])
-def test_one_pixel_image(tmp_path, level):
+def test_a_one_pixel_image_is_blank(tmp_path, level):
+    """One pixel is all background: no digit, said in one line naming the file."""
     path = tmp_path / "dot.png"
     Image.new("L", (1, 1), level).save(path)
-    try:
-        result = load_image(path)
-    except ImageError as error:
-        assert str(path) in str(error)
-    else:
-        assert result.shape == (28, 28) and result.dtype == np.uint8
+    with pytest.raises(ImageError, match=r"contains no digit \(blank image\)") as error:
+        load_image(path)
+    assert_names(error, path)
+
+
+def test_a_one_pixel_digit_fills_the_20x20_box(tmp_path):
+    """One dark dot on light paper: cropped to its ink (1x1), fitted into 20x20 as MNIST's digits
+    were, centred in 28x28: a full-white 20x20 square at rows and columns 4-23."""
+    path = tmp_path / "dot.png"
+    image = Image.new("L", (100, 100), 255)
+    image.putpixel((10, 80), 0)
+    image.save(path)
+    expected = np.zeros((28, 28), np.uint8)
+    expected[4:24, 4:24] = 255
+    assert np.array_equal(load_image(path), expected)
 
 
 def test_exif_rotated_jpeg_comes_out_upright(tmp_path):
