@@ -198,6 +198,44 @@ def test_the_documents_show_the_format_table_as_it_is(document):
     assert markdown_table() in text, f"{document}: paste the output of `python -m digitkit.export.formats`"
 
 
+def test_python_m_formats_prints_the_table_the_documents_carry():
+    """README: "`python -m digitkit.export.formats`; a test holds this copy to it": the command itself."""
+    import subprocess as sp
+
+    printed = sp.run(
+        [sys.executable, "-m", "digitkit.export.formats"], capture_output=True, text=True, check=True
+    )
+    assert printed.stdout.strip() == markdown_table().strip()
+    for document in ("README.md", "docs/manifest.md"):
+        assert printed.stdout.strip() in (Path(__file__).resolve().parent.parent / document).read_text()
+
+
+def test_calibration_flags_are_reproducible(seed_model_dir, export_dir, mnist, tmp_path):
+    """The same --calibration-size and --calibration-seed give the same int8 model, byte for byte, in
+    another run; another seed picks other training images and gives another model."""
+    from digitkit.export.calibration import CalibrationSet
+    from digitkit.export.pipeline import ExportRequest, run_export
+    from digitkit.toolkit.data import data_checksums
+
+    (x_train, _), (x_test, y_test) = mnist
+    int8 = [t for t in TARGETS if (t.format, t.mode) == ("tflite", "int8")]
+    session = read_manifest(export_dir).calibration
+    assert (session.samples, session.seed) == (500, 0)  # conftest's, the CLI's defaults
+    runs = {}
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        calibration = CalibrationSet.from_training_set(x_train, 500, seed)
+        run_export(
+            ExportRequest(
+                seed_model_dir / "model.keras", out, int8, calibration, x_test, y_test, data_checksums(), None
+            )
+        )
+        runs[seed] = (read_manifest(out).calibration, (out / int8[0].filename).read_bytes())
+    assert runs[0][0] == session
+    assert runs[0][1] == (export_dir / int8[0].filename).read_bytes()
+    assert runs[1][0].indices_sha256 != session.indices_sha256 and runs[1][1] != runs[0][1]
+
+
 def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
     result = runner.invoke(
         app, ["export", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")]
