@@ -6,7 +6,9 @@ host; in the emulated root file system the bundle's own digitkit wheel is instal
 [tflite,cli] from armv7l wheels downloaded on the host (tflite-runtime 2.14.0 and Typer with its
 dependencies, pydantic-core included: the chroot needs no network), beside Debian's python3-numpy,
 and `digitkit verify --bundle --backend tflite-runtime` re-proves parity there on all 10,000 test
-images. The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
+images; beside it, the README's own steps run word for word (`digitkit bundle ... --artifact` on the
+host, then `digitkit verify --bundle bundle` there, with no --backend: `auto` finds tflite-runtime and
+the numpy backend by itself). The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
 full-int8 model's top-1 predictions must agree with the host's on at least 99.9% of the images (see
 the comment at that assertion for why not exactly). Cold (empty cache: mmdebstrap, venv under
 qemu, wheels): about 2 minutes of emulation; warm (cached root file system and wheels): about 1.5.
