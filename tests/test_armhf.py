@@ -18,30 +18,26 @@ Skips, saying why, where emulation cannot run.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from emulation import armhf as emu
-from helpers import bundle_verified_on_host, run_cli, wheel_requirements
+from helpers import (
+    BESIDE_README,
+    README_VERIFY,
+    bundle_verified_on_host,
+    readme_bundle,
+    readme_verify_rows,
+    wheel_requirements,
+)
 
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
-README_BUNDLE = (  # step 1
-    "digitkit bundle runs/export --out runs/bundle "
-    "--artifact digit_mlp_int8_pixels.tflite --artifact digit_mlp_int8.tflite"
-)
-README_VERIFY = "digitkit verify --bundle bundle"  # step 4
-# README_VERIFY as a user types it, in the directory holding `bundle`, beside the command in "$@".
-BESIDE_README = (
-    f"(cd /work/readme && {README_VERIFY} >/work/readme.out 2>/work/readme.err; echo $? >/work/readme.rc) & "
-    '"$@"; status=$?; wait; exit $status'
-)
 ARTIFACTS = [
     "digit_mlp_int8.tflite",
     "digit_mlp_int8_pixels.tflite",
@@ -106,13 +102,7 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
         # device `digitkit verify --bundle bundle` (step 4), no --backend: `auto` must find
         # tflite-runtime (and the numpy backend) there by itself. It runs beside the verify below (two
         # processes: two host cores for the emulator).
-        readme = tmp_path / "work" / "readme"
-        (readme / "runs").mkdir(parents=True)
-        (readme / "runs" / "export").symlink_to(export_dir)
-        step1 = run_cli(*README_BUNDLE.split()[1:], cwd=readme)
-        assert step1.returncode == 0, step1.stderr
-        (readme / "runs" / "export").unlink()
-        shutil.move(readme / "runs" / "bundle", readme / "bundle")  # step 2: copied and unpacked there
+        readme_bundle(export_dir, tmp_path / "work")
         verify_started = time.monotonic()
         done = emu.run_in_root(
             root,
@@ -204,21 +194,8 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
 
     # The README's command as written: exit 0, every artifact of the README's bundle on tflite-runtime
     # (chosen by itself) and on the numpy backend, every row passing.
-    assert (
-        README_BUNDLE in (ROOT / "README.md").read_text()
-        and README_VERIFY in (ROOT / "README.md").read_text()
-    )
-    work = tmp_path / "work"
-    readme_out, readme_rc = (work / "readme.out").read_text(), (work / "readme.rc").read_text().strip()
-    assert readme_rc == "0", (
-        f"{README_VERIFY}: exit {readme_rc}\n{readme_out}\n{(work / 'readme.err').read_text()}"
-    )
-    rows = {
-        tuple(line.split()[:3])
-        for line in readme_out.splitlines()
-        if line.split()[:1] in (["PASS"], ["FAIL"])
-    }
+    rows = readme_verify_rows(tmp_path / "work")
     assert rows == {
         ("PASS", name, backend) for name in (INT8, INT8_PIXELS) for backend in ("tflite-runtime", "numpy")
-    }, readme_out
+    }, rows
     figures.append(f"  armhf, README as written ({README_VERIFY}, beside the verify above): {sorted(rows)}")
