@@ -19,6 +19,7 @@ import tempfile
 import ai_edge_litert.interpreter  # noqa: F401  imported once, before forking
 import numpy as np
 import onnxruntime  # noqa: F401
+from helpers import UNEXPECTED
 
 from digitkit.runtime import load
 from digitkit.runtime.errors import DigitkitError
@@ -53,6 +54,8 @@ def outcome(status: int, stderr: str) -> str:
     if code == 0:
         return "ok"
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("INFO: ")]
+    if any(UNEXPECTED in line for line in lines):  # the CLI's catch-all: an exception nobody typed, a bug
+        return f"unexpected error: {lines[-1][:200]}"
     if code == 2 and len(lines) == 1 and lines[0].startswith("digitkit: error: "):
         return "one-line error"
     return f"exit {code}: {stderr[-200:]}"

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 from emulation import aarch64 as emu
-from helpers import bundle_verified_on_host, wheel_requirements
+from helpers import (
+    BESIDE_README,
+    README_VERIFY,
+    bundle_verified_on_host,
+    readme_bundle,
+    readme_verify_rows,
+    wheel_requirements,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 EXTRAS = "litert,onnxruntime,cli"
@@ -46,10 +53,15 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
     )
     python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{EXTRAS}]"])
     digitkit = str(Path(python).with_name("digitkit"))
+    readme_bundle(export_dir, tmp_path / "work")  # README steps 1-2; step 4 runs beside the verify below
     try:
         done = emu.run_in_root(
             root,
             [
+                "/bin/sh",
+                "-c",
+                BESIDE_README,
+                "sh",
                 digitkit,
                 "verify",
                 "--bundle",
@@ -103,5 +115,10 @@ def test_verify_bundle_on_aarch64_equals_the_host(request, tmp_path, figures):
             row["accuracy"] == host_rows[key]["accuracy"] and row["agreement"] == host_rows[key]["agreement"]
         )
         assert row["per_class_accuracy"] == host_rows[key]["per_class_accuracy"]
+    # The README's step 4 as written, no --backend: LiteRT and the numpy backend, found by `auto`.
+    rows = readme_verify_rows(tmp_path / "work")
+    names = ("digit_mlp_int8.tflite", "digit_mlp_int8_pixels.tflite")
+    assert rows == {("PASS", name, backend) for name in names for backend in ("litert", "numpy")}, rows
+    figures.append(f"  aarch64, README as written ({README_VERIFY}): {sorted(rows)}")
     figures.append("  digitkit bench --bundle under qemu (speed and RSS are the emulator's, not a Pi's):")
     figures.extend("  " + line for line in bench.stdout.strip().splitlines())

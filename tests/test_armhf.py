@@ -6,7 +6,9 @@ host; in the emulated root file system the bundle's own digitkit wheel is instal
 [tflite,cli] from armv7l wheels downloaded on the host (tflite-runtime 2.14.0 and Typer with its
 dependencies, pydantic-core included: the chroot needs no network), beside Debian's python3-numpy,
 and `digitkit verify --bundle --backend tflite-runtime` re-proves parity there on all 10,000 test
-images. The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
+images; beside it, the README's own steps run word for word (`digitkit bundle ... --artifact` on the
+host, then `digitkit verify --bundle bundle` there, with no --backend: `auto` finds tflite-runtime and
+the numpy backend by itself). The fp32 and dynamic-int8 accuracies must equal the host's (LiteRT on x86_64) exactly; the
 full-int8 model's top-1 predictions must agree with the host's on at least 99.9% of the images (see
 the comment at that assertion for why not exactly). Cold (empty cache: mmdebstrap, venv under
 qemu, wheels): about 2 minutes of emulation; warm (cached root file system and wheels): about 1.5.
@@ -22,11 +24,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from emulation import armhf as emu
-from helpers import bundle_verified_on_host, wheel_requirements
+from helpers import (
+    BESIDE_README,
+    README_VERIFY,
+    bundle_verified_on_host,
+    readme_bundle,
+    readme_verify_rows,
+    wheel_requirements,
+)
 
 from digitkit.runtime import load
 from digitkit.toolkit.data import load_mnist_test
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 ARTIFACTS = [
     "digit_mlp_int8.tflite",
@@ -88,10 +98,19 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
             timeout=600,
             binds={tmp_path / "work": "/work"},
         )
+        # The README's own steps, word for word: bundle the int8 pair on the host (step 1), then on the
+        # device `digitkit verify --bundle bundle` (step 4), no --backend: `auto` must find
+        # tflite-runtime (and the numpy backend) there by itself. It runs beside the verify below (two
+        # processes: two host cores for the emulator).
+        readme_bundle(export_dir, tmp_path / "work")
         verify_started = time.monotonic()
         done = emu.run_in_root(
             root,
             [
+                "/bin/sh",
+                "-c",
+                BESIDE_README,
+                "sh",
                 digitkit,
                 "verify",
                 "--bundle",
@@ -161,6 +180,9 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
             # 0.9814). tflite-runtime 2.14 on x86_64 (numpy 1.26, no XNNPACK for int8 either)
             # gave outputs bit-identical to the armhf chroot's, under QEMU_CPU cortex-a7,
             # cortex-a15 and max alike: the difference is the runtime's, not ARM's or qemu's.
+            assert "top-1 agreement with x86 of at least 99.9%" in " ".join(
+                (ROOT / "README.md").read_text().split()
+            )
             assert top1 >= 0.999, f"{INT8}: top-1 agreement with the host {top1:.4f} < 0.999"
             assert abs(row["accuracy"] - ref["accuracy"]) <= 1 - top1 + 1e-9
         else:
@@ -169,3 +191,11 @@ def test_verify_bundle_on_armhf_equals_the_host(request, tmp_path, figures):
             assert row["accuracy"] == ref["accuracy"], name
             assert row["per_class_accuracy"] == ref["per_class_accuracy"], name
             assert row["agreement"] == ref["agreement"], name
+
+    # The README's command as written: exit 0, every artifact of the README's bundle on tflite-runtime
+    # (chosen by itself) and on the numpy backend, every row passing.
+    rows = readme_verify_rows(tmp_path / "work")
+    assert rows == {
+        ("PASS", name, backend) for name in (INT8, INT8_PIXELS) for backend in ("tflite-runtime", "numpy")
+    }, rows
+    figures.append(f"  armhf, README as written ({README_VERIFY}, beside the verify above): {sorted(rows)}")

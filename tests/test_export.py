@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,37 @@ def test_manifest_lists_every_target_with_matching_hashes(export_dir):
     assert (probabilities.argmax(axis=1) == manifest.reference_predictions()).all()
     assert manifest.calibration is not None and manifest.calibration.source == "MNIST training set"
     assert manifest.source_model.training is not None and len(manifest.source_model.training.epochs) == 4
+
+
+def test_the_manifest_reference_is_the_saved_keras_model(seed_model_dir, export_dir, mnist_test):
+    """Every parity claim rests on the manifest's reference: recompute it from model.keras, once with
+    Keras and once with numpy from the saved weights (no Keras code), and compare."""
+    import keras
+
+    x_test, y_test = mnist_test
+    manifest = read_manifest(export_dir)
+    source = manifest.source_model
+    assert source.sha256 == sha256_file(seed_model_dir / "model.keras")
+    model = keras.models.load_model(seed_model_dir / "model.keras")
+    x = x_test.reshape(-1, 784).astype(np.float32) / np.float32(255)
+    by_keras = np.asarray(model(x, training=False), dtype=np.float32)
+    w1, b1, w2, b2, w3, b3 = (w.astype(np.float64) for w in model.get_weights())
+    hidden = np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0)
+    logits = hidden @ w3 + b3
+    by_numpy = np.exp(logits - logits.max(axis=1, keepdims=True))
+    by_numpy /= by_numpy.sum(axis=1, keepdims=True)
+
+    recorded = manifest.reference_probabilities()
+    assert np.abs(recorded - by_keras).max() < 1e-6
+    assert np.abs(recorded - by_numpy).max() < 1e-5
+    predictions = manifest.reference_predictions()
+    assert np.array_equal(predictions, by_keras.argmax(axis=1))
+    # numpy's float64 may break a near-tie the other way; none here is closer than float32 noise
+    top2 = np.sort(by_numpy, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-5
+    assert np.array_equal(predictions[clear], by_numpy.argmax(axis=1)[clear]) and clear.mean() > 0.999
+    assert source.test_accuracy == float((by_keras.argmax(axis=1) == y_test).mean())
+    assert source.test_accuracy == pytest.approx(float((by_numpy.argmax(axis=1) == y_test).mean()), abs=2e-4)
 
 
 def test_int8_tflite_is_small_and_fully_integer(export_dir):
@@ -88,7 +120,18 @@ def test_dynamic_tflite_has_int8_weights_and_float_io(export_dir):
     model = load(artifact(export_dir, "tflite", "dynamic"))
     assert model.input_info.dtype == "float32"
     details = model.session.tensor_details()
-    assert sum(1 for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2) >= 3
+    kernels = [d for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 2]
+    assert sorted(tuple(d["shape"]) for d in kernels) == [(10, 512), (512, 512), (512, 784)]
+    # per tensor (README; tflite-runtime 2.14 rejects the per-channel FULLY_CONNECTED v12): the
+    # converter stores one scale per output row, and they are all one value
+    distinct = [len(set(d["quantization_parameters"]["scales"].tolist())) for d in kernels]
+    assert distinct == [1, 1, 1], distinct
+    import tflite
+
+    flat = tflite.Model.GetRootAsModel(artifact(export_dir, "tflite", "dynamic").read_bytes(), 0)
+    codes = [flat.OperatorCodes(i) for i in range(flat.OperatorCodesLength())]
+    versions = {c.Version() for c in codes if c.BuiltinCode() == tflite.BuiltinOperator.FULLY_CONNECTED}
+    assert versions == {9}, versions
 
 
 def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
@@ -96,6 +139,8 @@ def test_onnx_artifacts_pass_the_full_checker_and_are_quantized(export_dir):
     for mode in ("fp32", "dynamic", "int8"):
         path = artifact(export_dir, "onnx", mode)
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(path)).opset_import}
+        assert opsets.get("ai.onnx") == 17, (mode, opsets)  # README: "ONNX models use opset 17"
         ops[mode] = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
     assert ops["fp32"]["QuantizeLinear"] == 0 and ops["fp32"]["Gemm"] == 3
     assert ops["int8"]["QuantizeLinear"] >= 4 and ops["int8"]["DequantizeLinear"] >= 7
@@ -151,6 +196,44 @@ def test_the_documents_show_the_format_table_as_it_is(document):
     """`python -m digitkit.export.formats` prints the table; the docs carry it verbatim."""
     text = (Path(__file__).resolve().parent.parent / document).read_text()
     assert markdown_table() in text, f"{document}: paste the output of `python -m digitkit.export.formats`"
+
+
+def test_python_m_formats_prints_the_table_the_documents_carry():
+    """README: "`python -m digitkit.export.formats`; a test holds this copy to it": the command itself."""
+    import subprocess as sp
+
+    printed = sp.run(
+        [sys.executable, "-m", "digitkit.export.formats"], capture_output=True, text=True, check=True
+    )
+    assert printed.stdout.strip() == markdown_table().strip()
+    for document in ("README.md", "docs/manifest.md"):
+        assert printed.stdout.strip() in (Path(__file__).resolve().parent.parent / document).read_text()
+
+
+def test_calibration_flags_are_reproducible(seed_model_dir, export_dir, mnist, tmp_path):
+    """The same --calibration-size and --calibration-seed give the same int8 model, byte for byte, in
+    another run; another seed picks other training images and gives another model."""
+    from digitkit.export.calibration import CalibrationSet
+    from digitkit.export.pipeline import ExportRequest, run_export
+    from digitkit.toolkit.data import data_checksums
+
+    (x_train, _), (x_test, y_test) = mnist
+    int8 = [t for t in TARGETS if (t.format, t.mode) == ("tflite", "int8")]
+    session = read_manifest(export_dir).calibration
+    assert (session.samples, session.seed) == (500, 0)  # conftest's, the CLI's defaults
+    runs = {}
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        calibration = CalibrationSet.from_training_set(x_train, 500, seed)
+        run_export(
+            ExportRequest(
+                seed_model_dir / "model.keras", out, int8, calibration, x_test, y_test, data_checksums(), None
+            )
+        )
+        runs[seed] = (read_manifest(out).calibration, (out / int8[0].filename).read_bytes())
+    assert runs[0][0] == session
+    assert runs[0][1] == (export_dir / int8[0].filename).read_bytes()
+    assert runs[1][0].indices_sha256 != session.indices_sha256 and runs[1][1] != runs[0][1]
 
 
 def test_missing_and_corrupt_models_are_one_line_exit_2(tmp_path):
@@ -221,6 +304,49 @@ def test_killed_export_leaves_the_previous_artifacts_intact(seed_model_dir, tmp_
         "stale staging directories are cleaned up"
     )
     assert {e.mode for e in read_manifest(out).artifacts} == {"fp32", "int8", "int8-pixels"}
+
+
+def test_an_export_killed_mid_publish_leaves_whole_files_and_a_refused_mix(
+    seed_model_dir, export_dir, tmp_path
+):
+    """Killed (SIGKILL, deterministically: runtime/files.py `fault_point`) after the first staged file
+    is renamed into place and before the manifest: every visible file is whole (the new artifact is
+    the complete file a finished run writes; every other file is the previous export's, byte for
+    byte), and the previous manifest refuses the file it no longer describes instead of running it.
+    A rerun repairs."""
+    import keras
+    from helpers import run_cli
+
+    from digitkit.runtime.files import FAULT_ENV
+
+    other = keras.models.load_model(seed_model_dir / "model.keras")
+    weights = other.get_weights()
+    other.set_weights([*weights[:-1], weights[-1] + 0.5])  # another model: every artifact byte differs
+    other.save(tmp_path / "other.keras")
+    out = tmp_path / "export"
+    shutil.copytree(export_dir, out)  # the previous export: every target
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+
+    command = ["export", "--model", tmp_path / "other.keras", "--out", out, "--format", "tflite"]
+    killed = run_cli(*command, env={FAULT_ENV: "publish:1"})  # fp32 TFLite, probabilities, manifest
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after = {p.name: sha256_file(p) for p in out.iterdir() if not p.name.startswith(".")}
+    new = "digit_mlp_fp32.tflite"
+    assert set(after) == set(before)
+    assert {n: h for n, h in after.items() if n != new} == {n: h for n, h in before.items() if n != new}
+    assert after[new] != before[new]
+    refused = run_cli("verify", out)
+    assert refused.returncode == 2 and "changed since export" in refused.stderr, refused.stderr
+
+    rerun = run_cli(*command)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sha256_file(out / new) == after[new], "the file the killed run published was not the whole file"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], (
+        "stale staging directories are cleaned up"
+    )
+    manifest = read_manifest(out)
+    for entry in manifest.artifacts:
+        manifest.check_artifact(entry)
 
 
 def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tmp_path):

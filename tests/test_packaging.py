@@ -12,11 +12,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, constraints
 
 from digitkit.export.formats import TARGETS
 
 pytestmark = pytest.mark.slow
+NUMPY_1, TFLITE_RUNTIME = "numpy==1.26.4", "tflite-runtime==2.14.0"  # the old-device world, pinned
 HEAVY = ("tensorflow", "keras", "onnx", "tf2onnx", "typer", "PIL")
 
 
@@ -53,18 +54,37 @@ def make_venv(path: Path, python: str = sys.executable) -> Path:
     return path / "bin" / "python"
 
 
-def pip_install(python: Path, *requirements: str) -> None:
+def pip_install(python: Path, *requirements: str, pins: list[str] | None = None) -> None:
+    """Installs with constraints.txt's pins (or ``pins``, other pip constraint arguments)."""
+    pins = constraints(python.parent) if pins is None else pins
     result = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *requirements], capture_output=True, text=True
+        [str(python), "-m", "pip", "install", "--quiet", *pins, *requirements], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def installed(python: Path) -> set[str]:
+def installed_versions(python: Path) -> dict[str, str]:
     out = subprocess.run(
         [str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True
     ).stdout
-    return {p["name"].lower().replace("_", "-") for p in json.loads(out)} - {"pip", "setuptools", "wheel"}
+    return {
+        p["name"].lower().replace("_", "-"): p["version"]
+        for p in json.loads(out)
+        if p["name"] not in ("pip", "setuptools", "wheel")
+    }
+
+
+def installed(python: Path) -> set[str]:
+    return set(installed_versions(python))
+
+
+def pinned() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
 
 
 def closure(python: Path, root: str) -> set[str]:
@@ -114,8 +134,14 @@ def test_runtime_extra_installs_numpy_and_one_backend_and_predicts(
 ):
     python = make_venv(tmp_path / "venv")
     pip_install(python, f"{wheel}[{extra}]")
-    names = installed(python)
+    versions = installed_versions(python)
+    names = set(versions)
     assert names == closure(python, "digitkit") | closure(python, backend), names
+    # hermetic: every distribution in the venv is one constraints.txt pins, at its pinned version
+    pins = pinned()
+    assert {n: v for n, v in versions.items() if n != "digitkit"} == {
+        n: pins.get(n) for n in names - {"digitkit"}
+    }
     assert not names & {
         "tensorflow",
         "tensorflow-cpu",
@@ -141,7 +167,8 @@ def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir,
     if sys.version_info >= (3, 12):
         pytest.skip("tflite-runtime 2.14 has wheels for Python <= 3.11 only")
     python = make_venv(tmp_path / "venv")
-    pip_install(python, "numpy<2", f"{wheel}[tflite,cli]")
+    numpy_1 = constraints(tmp_path / "pins", numpy=NUMPY_1, tflite_runtime=TFLITE_RUNTIME)
+    pip_install(python, "numpy<2", f"{wheel}[tflite,cli]", pins=numpy_1)
     digitkit = python.with_name("digitkit")
     command = [
         str(digitkit),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import mnist_png_dir, run_cli
+from helpers import UNEXPECTED, mnist_png_dir, run_cli
 
 from digitkit.runtime.hashing import sha256_file
 
@@ -63,6 +63,8 @@ def classify(result: subprocess.CompletedProcess) -> str:
     if result.returncode == 0:
         return "ok"
     errors = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    if any(UNEXPECTED in line for line in errors):
+        return f"unexpected error: {errors[-1][:200]}"
     return (
         "one-line error"
         if result.returncode == 2 and len(errors) == 1
@@ -145,24 +147,23 @@ def test_awkward_images_through_the_cli(export_dir, tmp_path):
 
 
 def test_killed_training_keeps_the_previous_model(tmp_path):
+    """Killed (SIGKILL, deterministically: runtime/files.py `fault_point`) with the new model.keras
+    written in full under its temporary name, one rename from replacing the previous one: the
+    previous model and record are intact, byte for byte, and nothing else is visible."""
+    from digitkit.runtime.files import FAULT_ENV
+
     out = tmp_path / "train"
     assert run_cli("train", "--epochs", "1", "--out", out).returncode == 0
     before = {p.name: sha256_file(p) for p in out.iterdir()}
-    digitkit = str(Path(sys.executable).with_name("digitkit"))
-    process = subprocess.Popen(
-        [digitkit, "train", "--epochs", "3", "--seed", "3", "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    killed = run_cli(
+        "train", "--epochs", "1", "--seed", "3", "--out", out, env={FAULT_ENV: "written:model.keras"}
     )
-    for line in process.stderr:  # training is under way once an epoch line appears
-        if line.startswith("epoch "):
-            break
-    else:
-        pytest.fail("training ended before its first epoch line")
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert {p.name: sha256_file(p) for p in out.iterdir()} == before
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert {p.name: sha256_file(p) for p in out.iterdir() if not p.name.startswith(".")} == before
+    leftovers = [p for p in out.iterdir() if p.name.startswith(".")]
+    assert leftovers and all(p.stat().st_size > 1_000_000 for p in leftovers), (
+        "the kill must land with the new model written in full (else it proves nothing)"
+    )
     again = run_cli("train", "--epochs", "1", "--out", out)
     assert again.returncode == 0
     assert json.loads((out / "training.json").read_text())["test_accuracy"] > 0.9

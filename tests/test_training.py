@@ -33,18 +33,58 @@ def test_seed_recipe_reaches_the_target_and_records_everything(seed_model_dir):
 
 
 @pytest.mark.slow
+def test_the_saved_model_is_the_readme_recipe(seed_model_dir):
+    """The model itself, not the config it recorded: 784 → Dense 512 relu → Dropout 0.2 → Dense 512
+    relu → Dropout 0.2 → Dense 10 softmax, compiled with RMSprop and categorical cross-entropy."""
+    import keras
+
+    model = keras.models.load_model(seed_model_dir / "model.keras")
+    assert tuple(model.input_shape) == (None, 784) and tuple(model.output_shape) == (None, 10)
+    layers = [
+        (type(layer).__name__, getattr(layer, "units", None), getattr(layer, "rate", None))
+        for layer in model.layers
+    ]
+    assert layers == [
+        ("Dense", 512, None),
+        ("Dropout", None, 0.2),
+        ("Dense", 512, None),
+        ("Dropout", None, 0.2),
+        ("Dense", 10, None),
+    ], layers
+    activations = [layer.activation.__name__ for layer in model.layers if hasattr(layer, "units")]
+    assert activations == ["relu", "relu", "softmax"]
+    assert [w.shape for w in model.get_weights()] == [
+        (784, 512),
+        (512,),
+        (512, 512),
+        (512,),
+        (512, 10),
+        (10,),
+    ]
+    assert type(model.optimizer).__name__ == "RMSprop"
+    assert model.loss in ("categorical_crossentropy", keras.losses.categorical_crossentropy) or (
+        type(model.loss).__name__ == "CategoricalCrossentropy"
+    ), model.loss
+    assert int(model.optimizer.iterations.numpy()) == 4 * -(-60_000 // 128)  # 4 epochs of batch 128
+
+
+def weights_of(run_dir) -> bytes:
+    with zipfile.ZipFile(run_dir / "model.keras") as archive:
+        return archive.read("model.weights.h5")
+
+
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights_across_processes(tmp_path):
-    weights = []
-    for run in ("a", "b"):
-        result = run_cli("train", "--seed", "7", "--epochs", "1", "--out", tmp_path / run)
-        assert result.returncode == 0, result.stderr
-        with zipfile.ZipFile(tmp_path / run / "model.keras") as archive:
-            weights.append(archive.read("model.weights.h5"))
-    assert weights[0] == weights[1]
-    other = run_cli("train", "--seed", "8", "--epochs", "1", "--out", tmp_path / "c")
-    assert other.returncode == 0, other.stderr
-    with zipfile.ZipFile(tmp_path / "c" / "model.keras") as archive:
-        assert archive.read("model.weights.h5") != weights[0]
+    """Two seeds, two epoch counts: each run twice, in fresh processes, gives the same bytes."""
+    weights = {}
+    for seed, epochs in (("7", "1"), ("8", "2")):
+        for run in ("a", "b"):
+            out = tmp_path / f"seed{seed}-epochs{epochs}-{run}"
+            result = run_cli("train", "--seed", seed, "--epochs", epochs, "--out", out)
+            assert result.returncode == 0, result.stderr
+            weights[seed, epochs, run] = weights_of(out)
+        assert weights[seed, epochs, "a"] == weights[seed, epochs, "b"], (seed, epochs)
+    assert weights["7", "1", "a"] != weights["8", "2", "a"]
 
 
 @pytest.mark.parametrize(

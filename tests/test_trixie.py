@@ -261,6 +261,8 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
         )
         native.append(f"{name} {backend}: {images} images / {values} values differ ({delta}), {top1} top-1")
         assert 1 - top1 / len(got) >= gates.min_agreement, native[-1]
+        if backend == "litert":  # README: "differs from x86 by one step on 8 images, no top-1 change"
+            assert top1 == 0 and np.rint(diff * 256) <= 1, native[-1]
 
     for key, row in sorted(device_rows.items()):
         assert row["passed"], (key, row["failures"])

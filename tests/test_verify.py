@@ -124,9 +124,12 @@ def test_tflite_with_corrupted_weights_fails_the_gate(export_dir, tmp_path):
     directory = copy_export(export_dir, tmp_path)
     path = directory / "digit_mlp_int8.tflite"
     corrupt_tflite_weights(path)
-    result = runner.invoke(app, ["verify", str(directory), "--artifact", path.name])
-    assert result.exit_code == 1, result.output
-    assert "FAIL digit_mlp_int8.tflite on litert: accuracy" in result.output
+    code, row = verify_json(directory, (path.name, "litert"))
+    assert code == 1, row
+    # noise in the first layer's weights: far below the floor, the reference and its predictions,
+    # every gate after the artifact ran failing in the documented order
+    assert failed_gates(row) == ["accuracy", "drop", "agreement"], row
+    assert row["accuracy"] < 0.95 and row["drop_pp"] > 0.5 and row["agreement"] < 0.99
 
 
 def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_path):
@@ -140,15 +143,130 @@ def test_onnx_with_corrupted_quantization_scales_fails_the_gate(export_dir, tmp_
     summary = json.loads(result.stdout)
     assert result.stderr.startswith("digitkit: error: 1 of 1 artifact/backend pairs failed a parity gate")
     assert summary["passed"] is False
-    kinds = [f["kind"] for f in summary["results"][0]["failures"]]
+    kinds = failed_gates(summary["results"][0])
     assert kinds and kinds == sorted(kinds, key=["load", "shape", "accuracy", "drop", "agreement"].index)
+    assert "agreement" in kinds, kinds  # predictions moved away from the reference's
 
 
-def test_tighter_gates_fail_with_exit_1(export_dir):
+# Each gate alone. The checks run in a fixed, documented order (toolkit/verification.py CHECKS); each
+# case below breaks exactly one of them, on the artifact or on the reference the manifest records, and
+# the JSON must name exactly that one. Every case runs one small artifact on one backend.
+FP32_TFLITE = ("digit_mlp_fp32.tflite", "litert")
+FP32_ONNX = ("digit_mlp_fp32.onnx", "onnxruntime")
+
+
+def verify_json(directory: Path, artifact: tuple[str, str], *flags: str) -> tuple[int, dict]:
+    name, backend = artifact
     result = runner.invoke(
-        app, ["verify", str(export_dir), "--artifact", "digit_mlp_int8.tflite", "--min-accuracy", "0.999"]
+        app, ["verify", str(directory), "--artifact", name, "--backend", backend, "--json", "-", *flags]
     )
-    assert result.exit_code == 1 and "accuracy" in result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["results"]) == 1, summary
+    return result.exit_code, summary["results"][0]
+
+
+def failed_gates(row: dict) -> list[str]:
+    return [f["kind"] for f in row["failures"]]
+
+
+def rewrite_reference(directory: Path, accuracy: float | None = None, predictions: str | None = None) -> None:
+    """Change what the manifest says the Keras model scored: the reference every gate compares with."""
+    manifest = read_manifest(directory)
+    source = manifest.source_model
+    source = replace(
+        source,
+        test_accuracy=source.test_accuracy if accuracy is None else accuracy,
+        test_predictions=source.test_predictions if predictions is None else predictions,
+    )
+    (directory / "manifest.json").write_text(json.dumps(replace(manifest, source_model=source).to_json()))
+
+
+def test_the_checks_run_in_the_documented_order():
+    from digitkit.toolkit.verification import CHECKS
+
+    assert CHECKS == ("load", "shape", "accuracy", "drop", "agreement")
+    doc = __import__("digitkit.toolkit.verification", fromlist=["x"]).__doc__
+    assert "(load, shape, accuracy, drop, agreement)" in " ".join(doc.split())
+
+
+def test_load_gate_alone(export_dir, tmp_path):
+    directory = copy_export(export_dir, tmp_path)
+    path = directory / FP32_ONNX[0]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # cut short, as a failed copy
+    rehash(directory, path.name)
+    code, row = verify_json(directory, FP32_ONNX)
+    assert code == 1 and failed_gates(row) == ["load"], row
+
+
+def test_shape_gate_alone(export_dir, tmp_path):
+    """An ONNX model that answers 11 numbers per image: it loads (784 inputs) and runs."""
+    from onnx import helper
+
+    directory = copy_export(export_dir, tmp_path)
+    path = directory / FP32_ONNX[0]
+    model = onnx.load(str(path))
+    graph, output = model.graph, model.graph.output[0]
+    last = next(node for node in graph.node if output.name in node.output)
+    last.output[list(last.output).index(output.name)] = "ten"
+    graph.initializer.extend(
+        numpy_helper.from_array(np.array([v], np.int64), name)
+        for name, v in (("s0", 0), ("s1", 1), ("ax", 1))
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Slice", ["ten", "s0", "s1", "ax"], ["first"]),
+            helper.make_node("Concat", ["ten", "first"], [output.name], axis=1),
+        ]
+    )
+    output.type.tensor_type.shape.dim[1].dim_value = 11
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    rehash(directory, path.name)
+    code, row = verify_json(directory, FP32_ONNX)
+    assert code == 1 and failed_gates(row) == ["shape"], row
+
+
+def test_accuracy_gate_alone(export_dir):
+    """The floor is absolute: an artifact equal to its reference (drop 0, agreement 100%) still fails
+    below --min-accuracy."""
+    code, row = verify_json(export_dir, FP32_TFLITE)
+    assert code == 0 and row["agreement"] == 1.0 and abs(row["drop_pp"]) < 1e-9, row
+    floor = f"{row['accuracy'] + 0.0001:.4f}"
+    code, row = verify_json(export_dir, FP32_TFLITE, "--min-accuracy", floor)
+    assert code == 1 and failed_gates(row) == ["accuracy"], row
+    code, row = verify_json(export_dir, FP32_TFLITE, "--min-accuracy", f"{row['accuracy']:.4f}")
+    assert code == 0 and failed_gates(row) == [], row
+
+
+def test_drop_gate_alone_and_max_drop(export_dir, tmp_path):
+    """A reference 1 point better than the artifact: every prediction agrees, accuracy is above the
+    floor, and only the drop fails; --max-drop 1.5 lets it through, --max-drop 0.9 does not."""
+    directory = copy_export(export_dir, tmp_path)
+    _, row = verify_json(directory, FP32_TFLITE)
+    rewrite_reference(directory, accuracy=row["accuracy"] + 0.01)
+    code, row = verify_json(directory, FP32_TFLITE)
+    assert code == 1 and failed_gates(row) == ["drop"], row
+    assert row["drop_pp"] == pytest.approx(1.0) and row["accuracy"] >= 0.95 and row["agreement"] == 1.0
+    assert failed_gates(verify_json(directory, FP32_TFLITE, "--max-drop", "0.9")[1]) == ["drop"]
+    code, row = verify_json(directory, FP32_TFLITE, "--max-drop", "1.5")
+    assert code == 0 and failed_gates(row) == [], row
+
+
+def test_agreement_gate_alone_and_min_agreement(export_dir, tmp_path):
+    """A reference that disagrees with the artifact on 2% of the images (accuracy and drop are
+    unchanged: they compare with the labels and the recorded accuracy): only agreement fails, and
+    --min-agreement 0.97 lets it through."""
+    directory = copy_export(export_dir, tmp_path)
+    digits = list(read_manifest(directory).source_model.test_predictions)
+    for i in range(0, 10_000, 50):  # 200 images, each given another digit
+        digits[i] = str((int(digits[i]) + 1) % 10)
+    rewrite_reference(directory, predictions="".join(digits))
+    code, row = verify_json(directory, FP32_TFLITE)
+    assert code == 1 and failed_gates(row) == ["agreement"], row
+    assert row["agreement"] == pytest.approx(0.98) and abs(row["drop_pp"]) < 1e-9
+    assert failed_gates(verify_json(directory, FP32_TFLITE, "--min-agreement", "0.985")[1]) == ["agreement"]
+    code, row = verify_json(directory, FP32_TFLITE, "--min-agreement", "0.97")
+    assert code == 0 and failed_gates(row) == [], row
 
 
 def one_line_exit_2(result, fragment: str) -> None:

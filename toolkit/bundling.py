@@ -21,6 +21,8 @@ from digitkit.runtime.errors import ArtifactError, DataError, InputError
 from digitkit.runtime.files import (
     STAGING_PREFIX,
     ensure_writable_dir,
+    exchange,
+    fault_point,
     new_staging_dir,
     uninterrupted,
     write_json_atomic,
@@ -165,8 +167,13 @@ def check_bundle_target(out: Path, export_dir: Path, force: bool) -> None:
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Swap a directory into place; the old one is removed only after the new one is there."""
-    if target.exists():
+    """Swap a directory into place in one atomic exchange where the system can (the old one then sits
+    in the staging directory, removed with it), so that at every moment ``target`` is the previous
+    bundle or the new one, whole; elsewhere two renames, the old one removed only after."""
+    fault_point("bundle-swap")
+    if target.exists() and exchange(new, target):
+        fault_point("bundle-swapped")
+    elif target.exists():
         old = target.with_name(f"{STAGING_PREFIX}{os.getpid()}-old-{target.name}")
         os.replace(target, old)
         os.replace(new, target)
