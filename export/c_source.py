@@ -29,9 +29,9 @@ import math
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -47,14 +47,15 @@ from digitkit.runtime.version import __version__
 from .context import ExportContext
 from .manifest import ConverterInfo
 
-FULLY_CONNECTED, SOFTMAX = 9, 25
+FULLY_CONNECTED, SOFTMAX, RESHAPE = 9, 25, 22
+VALID = 1  # schema.fbs Padding
 CONV_2D, MAX_POOL_2D = 3, 17
 ROUNDINGS = {
     "litert": "LiteRT's default x86 path (XNNPACK): float32 requantization, half to even; float table softmax",
     "tflite-micro": "TensorFlow Lite Micro: fixed-point multiplier and shift (double rounding); fixed-point softmax",
 }
 PIXELS, CLASSES = 784, 10
-_FIX = "Export the MLP recipe with `digitkit export --int8 --c`; other models need the TFLite or ONNX files"
+_FIX = "Export the mlp or cnn recipe with `digitkit export --int8 --c`; other models need the TFLite or ONNX files"
 GROUP = 4  # nonzero inputs per pass over a layer's accumulators
 ARENA_MARGIN = 1024  # bytes added to the measured minimum TFLite Micro arena (it segfaults just below it)
 
@@ -77,8 +78,48 @@ class Dense:
 
 
 @dataclass(frozen=True)
+class Conv:
+    """A VALID CONV_2D as a dense layer over each output pixel's window (weights (out channels,
+    KH * KW * in channels) in the filter's OHWI order), optionally followed by a non-overlapping
+    MAX_POOL_2D fused into it: each conv pixel is max-ed into its pool cell as it is computed, so the
+    conv's full output is never held."""
+
+    dense: Dense
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    in_shape: tuple[int, int, int]  # H, W, C
+    conv_shape: tuple[int, int, int]
+    pool: Optional[tuple[int, int]] = None  # pool window = pool stride
+    pool_clamp: tuple[int, int] = (0, 255)  # the pool's fused activation, on stored bytes q + 128
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.conv_shape
+        if self.pool is None:
+            return self.conv_shape
+        return h // self.pool[0], w // self.pool[1], c
+
+    @property
+    def out_size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def used(self) -> tuple[int, int]:
+        """The conv output rows and columns that reach the output (VALID pooling drops the rest)."""
+        h, w, _ = self.out_shape
+        return (h * self.pool[0], w * self.pool[1]) if self.pool else (h, w)
+
+
+Layer = Union[Dense, Conv]
+
+
+def _dense_of(layer: Layer) -> Dense:
+    return layer.dense if isinstance(layer, Conv) else layer
+
+
+@dataclass(frozen=True)
 class Network:
-    layers: tuple[Dense, ...]
+    layers: tuple[Layer, ...]
     softmax_table: np.ndarray  # litert: float32 bit patterns of expf(-in_scale*beta*d); micro: Q0.31 exp
     inverse_scale_log2: int  # softmax output scale = 2^-k
     out_zero_point: int
@@ -87,14 +128,38 @@ class Network:
     @property
     def flash_bytes(self) -> int:
         total = self.softmax_table.size * 4
-        for layer in self.layers:
+        for layer in map(_dense_of, self.layers):
             total += layer.w.size + layer.bias.size * 4 + layer.mantissa.size * 4 + layer.shift.size
         return total
 
     @property
+    def widest(self) -> int:
+        return max(_dense_of(layer).w.shape[0] for layer in self.layers)
+
+    @property
+    def buffers(self) -> tuple[int, int]:
+        """Sizes of the two activation buffers (bytes, q + 128). A dense layer writes over its own input
+        (it reads all of it into the accumulators first); a convolution writes to the other buffer."""
+        sizes, current = [0, 0], -1  # -1: the caller's pixels
+        for layer in self.layers:
+            if isinstance(layer, Conv):
+                current = 1 if current == 0 else 0
+                sizes[current] = max(sizes[current], layer.out_size)
+            else:
+                current = max(current, 0)
+                sizes[current] = max(sizes[current], layer.w.shape[0])
+        return sizes[0], sizes[1]
+
+    @property
     def scratch_bytes(self) -> int:
-        widest = max(layer.w.shape[0] for layer in self.layers)
-        return widest * 4 + widest
+        return self.widest * 4 + sum(self.buffers)
+
+    @property
+    def ops(self) -> str:
+        """The TFLite operators the model uses (for the TFLite Micro op resolver)."""
+        if any(isinstance(layer, Conv) for layer in self.layers):
+            return "RESHAPE, CONV_2D, MAX_POOL_2D, FULLY_CONNECTED, SOFTMAX"
+        return "FULLY_CONNECTED, SOFTMAX"
 
 
 def _single(t: Tensor, what: str) -> tuple[float, int]:
@@ -104,30 +169,25 @@ def _single(t: Tensor, what: str) -> tuple[float, int]:
 
 
 def read_network(model: bytes, rounding: str = "litert") -> Network:
-    """The int8 MLP of a TFLite file, checked op by op; anything else is a one-line InputError."""
+    """The int8 MLP or CNN of a TFLite file, checked op by op; anything else is a one-line InputError."""
     if rounding not in ROUNDINGS:
         raise InputError(f"Unknown C rounding {rounding!r}", f"Use one of: {', '.join(ROUNDINGS)}")
     graph = parse(model)
-    convolutional = sorted({op.name for op in graph.operators if op.code in (CONV_2D, MAX_POOL_2D)})
-    if convolutional:
-        raise InputError(
-            f"The model is a CNN ({', '.join(convolutional)}), which the C generator does not support yet",
-            "Drop --c for the cnn recipe: its TFLite and ONNX files run everywhere else",
-        )
+    known = (FULLY_CONNECTED, SOFTMAX, RESHAPE, CONV_2D, MAX_POOL_2D)
     for op in graph.operators:  # the op first: the most useful thing to name
-        if op.code not in (FULLY_CONNECTED, SOFTMAX):
+        if op.code not in known:
             raise unsupported(f"The model uses {op.name}, which the C generator does not support")
     x = graph.tensors[graph.input]
     if x.dtype != np.int8 or tuple(x.shape[1:]) != (PIXELS,):
         raise unsupported(
-            f"The model takes {x.dtype.name} {list(x.shape)}, not the int8 [1, 784] of the int8 MLP"
+            f"The model takes {x.dtype.name} {list(x.shape)}, not the int8 [1, 784] of the int8 MLP or CNN"
         )
     in_scale, in_zp = _single(x, "input")
     if np.float32(in_scale) != np.float32(1 / 255) or in_zp != -128:
         raise unsupported(
             f"The model's input has scale {in_scale} and zero point {in_zp}, not 1/255 and -128"
         )
-    layers: list[Dense] = []
+    layers: list[Layer] = []
     softmax = None
     current = graph.input
     for op in graph.operators:
@@ -135,8 +195,6 @@ def read_network(model: bytes, rounding: str = "litert") -> Network:
             raise unsupported(
                 f"The model has {op.name} after its SOFTMAX, which the C generator does not support"
             )
-        if op.code not in (FULLY_CONNECTED, SOFTMAX):
-            raise unsupported(f"The model uses {op.name}, which the C generator does not support")
         if op.inputs[0] != current or len(op.outputs) != 1:
             raise unsupported(
                 f"Operator {op.index} ({op.name}) is not part of one chain from input to output"
@@ -148,13 +206,25 @@ def read_network(model: bytes, rounding: str = "litert") -> Network:
             )
         if op.code == FULLY_CONNECTED:
             layers.append(_dense(graph.tensors, op, src, dst, rounding))
+        elif op.code == CONV_2D:
+            layers.append(_conv(graph.tensors, op, src, dst, rounding))
+        elif op.code == MAX_POOL_2D:
+            last = layers[-1] if layers else None
+            if not isinstance(last, Conv) or last.pool is not None:
+                raise unsupported("A MAX_POOL_2D does not follow a CONV_2D directly")
+            layers[-1] = _pool(op, src, dst, last)
+        elif op.code == RESHAPE:
+            if _single(src, "reshape input") != _single(dst, "reshape output") or int(
+                np.prod(src.shape[1:])
+            ) != int(np.prod(dst.shape[1:])):
+                raise unsupported(f"A RESHAPE maps {list(src.shape)} to {list(dst.shape)} with other values")
         else:
             softmax = (src, dst, float(op.options.scalar(0, "f", 1.0)) if op.options is not None else 1.0)
         current = dst.index
     if current != graph.output or not layers or softmax is None:
-        raise unsupported("The model is not a chain of FULLY_CONNECTED layers ending in SOFTMAX")
-    if layers[-1].w.shape[0] != CLASSES:
-        raise unsupported(f"The model gives {layers[-1].w.shape[0]} classes, not 10")
+        raise unsupported("The model is not a chain of CONV_2D and FULLY_CONNECTED layers ending in SOFTMAX")
+    if not isinstance(layers[-1], Dense) or layers[-1].w.shape[0] != CLASSES:
+        raise unsupported("The model does not end in a FULLY_CONNECTED layer of 10 classes")
     src, dst, beta = softmax
     s_in, _ = _single(src, "softmax input")
     s_out, zp_out = _single(dst, "softmax output")
@@ -186,35 +256,93 @@ def _dense(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) -
     if w.dtype != np.int8 or w.ndim != 2 or not wt.quantized or np.any(wt.quant.zero_point != 0):
         raise unsupported("A FULLY_CONNECTED has weights other than symmetric int8")
     units, depth = w.shape
-    if src.shape[-1] != depth or dst.shape[-1] != units:
+    if int(np.prod(src.shape[1:])) != depth or dst.shape[-1] != units:
         raise unsupported(
             f"A FULLY_CONNECTED maps {list(src.shape)} to {list(dst.shape)} with weights {list(w.shape)}"
         )
+    return _quantized("FULLY_CONNECTED", w, wt, tensors, op, src, dst, activation, rounding)
+
+
+def _conv(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) -> Conv:
+    """Conv2DOptions: padding, stride_w, stride_h, fused activation, dilation_w, dilation_h."""
+    options = op.options
+    if options is None or len(op.inputs) < 2 or tensors[op.inputs[1]].data is None:
+        raise unsupported("A CONV_2D has no options or filters computed at run time")
+    wt = tensors[op.inputs[1]]
+    w = np.asarray(wt.data)
+    if w.dtype != np.int8 or w.ndim != 4 or not wt.quantized or np.any(wt.quant.zero_point != 0):
+        raise unsupported("A CONV_2D has filters other than symmetric int8")
+    stride = (int(options.scalar(2, "i")), int(options.scalar(1, "i")))
+    dilation = (int(options.scalar(5, "i", 1)), int(options.scalar(4, "i", 1)))
+    out_channels, kh, kw, channels = w.shape
+    if len(src.shape) != 4 or len(dst.shape) != 4 or src.shape[3] != channels or dst.shape[3] != out_channels:
+        raise unsupported(f"A CONV_2D maps {list(src.shape)} to {list(dst.shape)} with filter {list(w.shape)}")
+    h, wd = src.shape[1:3]
+    valid = ((h - kh) // stride[0] + 1, (wd - kw) // stride[1] + 1)
+    if (
+        int(options.scalar(0, "b")) != VALID
+        or dilation != (1, 1)
+        or min(stride) < 1
+        or valid != tuple(dst.shape[1:3])
+    ):
+        raise unsupported("A CONV_2D has SAME padding or dilation, which the C generator does not support")
+    dense = _quantized(
+        "CONV_2D", w.reshape(out_channels, -1), wt, tensors, op, src, dst, int(options.scalar(3, "b")), rounding
+    )
+    return Conv(dense, (kh, kw), stride, tuple(src.shape[1:]), tuple(dst.shape[1:]))
+
+
+def _pool(op, src: Tensor, dst: Tensor, conv: Conv) -> Conv:
+    """Pool2DOptions: padding, stride_w, stride_h, filter_width, filter_height, fused activation."""
+    options = op.options
+    if options is None:
+        raise unsupported("A MAX_POOL_2D has no options")
+    window = (int(options.scalar(4, "i")), int(options.scalar(3, "i")))
+    stride = (int(options.scalar(2, "i")), int(options.scalar(1, "i")))
+    if int(options.scalar(0, "b")) != VALID or window != stride or min(window) < 1:
+        raise unsupported("A MAX_POOL_2D is not VALID with its stride equal to its window")
+    if _single(src, "max pool input") != _single(dst, "max pool output"):
+        raise unsupported("A MAX_POOL_2D changes scale or zero point")
+    pooled = replace(conv, pool=window)
+    if tuple(dst.shape[1:]) != pooled.out_shape:
+        raise unsupported(f"A MAX_POOL_2D maps {list(src.shape)} to {list(dst.shape)}")
+    scale, zp = _single(dst, "max pool output")
+    low, high = nk.quantized_range(int(options.scalar(5, "b")), scale, zp, np.dtype(np.int8))
+    return replace(pooled, pool_clamp=(low + 128, high + 128))
+
+
+def _quantized(
+    what: str, w: np.ndarray, wt: Tensor, tensors: list[Tensor], op, src: Tensor, dst: Tensor,
+    activation: int, rounding: str,
+) -> Dense:  # fmt: skip
+    """The integer form of an int8 layer with weights ``w`` (units, depth): bias, clamp and the
+    per-channel requantization of the rounding, as the numpy backend's kernels take them."""
+    units = w.shape[0]
     bias = np.zeros(units, np.int64)
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         b = tensors[op.inputs[2]]
         if b.data is None or b.dtype != np.int32 or b.shape != (units,):
-            raise unsupported("A FULLY_CONNECTED has a bias other than constant int32")
+            raise unsupported(f"A {what} has a bias other than constant int32")
         bias = np.asarray(b.data).astype(np.int64)
-    in_scale, zp_in = _single(src, "fully connected input")
-    out_scale, zp_out = _single(dst, "fully connected output")
+    in_scale, zp_in = _single(src, f"{what} input")
+    out_scale, zp_out = _single(dst, f"{what} output")
     low, high = nk.quantized_range(activation, out_scale, zp_out, np.dtype(np.int8))
     w_scale = np.broadcast_to(np.asarray(wt.quant.scale, np.float32), (units,))
     u_max = max(abs(-128 - zp_in), abs(127 - zp_in))
     bound = int((np.abs(w.astype(np.int64)).sum(axis=1) * u_max + np.abs(bias)).max())
     if bound >= 1 << 31:
-        raise unsupported("A FULLY_CONNECTED accumulator may overflow int32")
+        raise unsupported(f"A {what} accumulator may overflow int32")
     if rounding == "litert":
         scale = (np.float32(in_scale) * w_scale) / np.float32(out_scale)  # float32, in XNNPACK's order
         if not np.all((scale < 256.0) & (scale > 0)):
-            raise unsupported("A FULLY_CONNECTED requantization scale is outside (0, 256)")
+            raise unsupported(f"A {what} requantization scale is outside (0, 256)")
         m, e = np.frexp(scale.astype(np.float64))  # scale = m * 2^e, m in [0.5, 1): exact
         mantissa = np.round(m * (1 << 24)).astype(np.int64)  # 24-bit integer, exact
         shift = (24 - e).astype(np.int64)
         if not np.all(np.ldexp(mantissa.astype(np.float64), -shift) == scale.astype(np.float64)):
-            raise unsupported("A FULLY_CONNECTED scale is not a normal float32")
+            raise unsupported(f"A {what} scale is not a normal float32")
         if not np.all((shift >= 1) & (shift <= 62)):
-            raise unsupported("A FULLY_CONNECTED requantization scale is below 2^-38")
+            raise unsupported(f"A {what} requantization scale is below 2^-38")
     else:
         pairs = [nm.quantize_multiplier(float(in_scale) * float(s) / float(out_scale)) for s in w_scale]
         mantissa = np.array([p[0] for p in pairs], np.int64)
@@ -332,7 +460,7 @@ def _dense_text(i: int, layer: Dense, group: int) -> str:
     input-major (row k: input k's weights). Nonzero inputs are gathered ``group`` at a time without
     branching on them; zeros (black pixels, ReLU zeros) cost nothing in the inner loop."""
     units, depth = layer.w.shape
-    offset = 0 if i == 1 else layer.in_offset
+    offset = layer.in_offset
     value = "(int32_t)x[k]" if offset == 0 else f"(int32_t)x[k] - {offset}"
     return f"""
 static void dm_dense{i}(const uint8_t *x, int32_t *DM_RESTRICT acc)
@@ -361,6 +489,88 @@ static void dm_dense{i}(const uint8_t *x, int32_t *DM_RESTRICT acc)
         dm_axpy_{units}(acc, rows, vals);
     }}
 }}
+"""
+
+
+def _requantize_expr(i: int, layer: Dense, acc: str) -> str:
+    """The stored byte (q + 128) of output channel c from its accumulator, in the file's rounding."""
+    expr = f"dm_requantize({acc}, DM_M{i}[c], DM_N{i}[c], {layer.qmin}, {layer.qmax}) + {layer.out_zero_point + 128}"
+    if layer.qmin >= 0:  # clamped at or above zero (ReLU): acc <= 0 gives the lower bound in either rounding
+        expr = f"{acc} <= 0 ? {layer.qmin + layer.out_zero_point + 128} : {expr}"
+    return expr
+
+
+def _conv_text(i: int, conv: Conv, group: int) -> str:
+    """Layer ``i``, a direct VALID convolution: per output pixel, the accumulators of every output
+    channel over its window, gathered as the dense layers' (a window row, KW * C inputs, is contiguous
+    in NHWC). With a fused max pool each pixel's bytes are max-ed into its pool cell (bytes q + 128
+    order as q does), then the pool's activation clamps them."""
+    layer = conv.dense
+    units = layer.w.shape[0]
+    (kh, kw), (sh, sw) = conv.kernel, conv.stride
+    _, in_w, channels = conv.in_shape
+    used_h, used_w = conv.used
+    out_h, out_w, _ = conv.out_shape
+    offset = layer.in_offset
+    value = "(int32_t)line[k]" if offset == 0 else f"(int32_t)line[k] - {offset}"
+    if conv.pool is None:
+        cell = f"(oy * {out_w} + ox) * {units}"
+        store = "out[c] = (uint8_t)r;"
+        start = ""
+    else:
+        ph, pw = conv.pool
+        cell = f"((oy / {ph}) * {out_w} + ox / {pw}) * {units}"
+        store = "out[c] = (uint8_t)r > out[c] ? (uint8_t)r : out[c];"
+        start = f"    for (c = 0; c < {conv.out_size}; c++) {{\n        y[c] = 0; /* q = -128: below any value */\n    }}\n"
+    finish = ""
+    low, high = conv.pool_clamp
+    if conv.pool is not None and (low > 0 or high < 255):
+        finish = (
+            f"    for (c = 0; c < {conv.out_size}; c++) {{\n"
+            f"        y[c] = y[c] < {low} ? {low} : (y[c] > {high} ? {high} : y[c]);\n    }}\n"
+        )
+    requantize = _requantize_expr(i, layer, "acc[c]")
+    return f"""
+static void dm_conv{i}(const uint8_t *x, uint8_t *DM_RESTRICT y, int32_t *DM_RESTRICT acc)
+{{
+    const int8_t *rows[{group}];
+    int32_t vals[{group}];
+    int32_t oy, ox, ky, k, c, n;
+{start}    for (oy = 0; oy < {used_h}; oy++) {{
+        for (ox = 0; ox < {used_w}; ox++) {{
+            uint8_t *const out = y + {cell};
+            for (c = 0; c < {units}; c++) {{
+                acc[c] = DM_B{i}[c];
+            }}
+            n = 0;
+            for (ky = 0; ky < {kh}; ky++) {{
+                const uint8_t *const line = x + ((oy * {sh} + ky) * {in_w} + ox * {sw}) * {channels};
+                const int8_t *const w = DM_W{i} + ky * {kw * channels * units};
+                for (k = 0; k < {kw * channels}; k++) {{
+                    const int32_t v = {value};
+                    rows[n] = w + k * {units};
+                    vals[n] = v;
+                    n += v != 0;
+                    if (n == {group}) {{
+                        dm_axpy_{units}(acc, rows, vals);
+                        n = 0;
+                    }}
+                }}
+            }}
+            if (n > 0) {{
+                for (k = n; k < {group}; k++) {{ /* pad the last pass with zero inputs */
+                    rows[k] = rows[0];
+                    vals[k] = 0;
+                }}
+                dm_axpy_{units}(acc, rows, vals);
+            }}
+            for (c = 0; c < {units}; c++) {{
+                const int32_t r = {requantize};
+                {store}
+            }}
+        }}
+    }}
+{finish}}}
 """
 
 
@@ -634,16 +844,26 @@ def source_text(name: str, net: Network, header: str) -> str:
         f"\n#define DM_CLASSES {CLASSES}\n#define DM_OUT_ZERO_POINT ({net.out_zero_point})\n"
         f"#define DM_SOFTMAX_INV_LOG2 {net.inverse_scale_log2}\n",
     ]
-    widest = max(layer.w.shape[0] for layer in net.layers)
+    widest = net.widest
     m_type = "int32_t"
     for i, layer in enumerate(net.layers, 1):
-        units, depth = layer.w.shape
+        dense = _dense_of(layer)
+        units, depth = dense.w.shape
+        if isinstance(layer, Conv):
+            (kh, kw), (h, w, ch) = layer.kernel, layer.in_shape
+            pool = f", max pool {layer.pool[0]}x{layer.pool[1]}" if layer.pool else ""
+            title = (
+                f"layer {i}: conv {kh}x{kw}, {h}x{w}x{ch} -> {'x'.join(map(str, layer.conv_shape))}{pool}; "
+                f"weights input-major (row k = (ky, kx, c): the {units} weights of window input k)"
+            )
+        else:
+            title = f"layer {i}: {depth} -> {units}; weights input-major (row k: the {units} weights of input k)"
         parts.append(
-            f"\n/* layer {i}: {depth} -> {units}; weights input-major (row k: the {units} weights of input k) */\n"
-            f"static const int8_t DM_W{i}[{depth * units}] = {{\n{_array(layer.w.T)}\n}};\n"
-            f"static const int32_t DM_B{i}[{units}] = {{\n{_array(layer.bias)}\n}};\n"
-            f"static const {m_type} DM_M{i}[{units}] = {{\n{_array(layer.mantissa, 16)}\n}};\n"
-            f"static const int8_t DM_N{i}[{units}] = {{\n{_array(layer.shift)}\n}};\n"
+            f"\n/* {title} */\n"
+            f"static const int8_t DM_W{i}[{depth * units}] = {{\n{_array(dense.w.T)}\n}};\n"
+            f"static const int32_t DM_B{i}[{units}] = {{\n{_array(dense.bias)}\n}};\n"
+            f"static const {m_type} DM_M{i}[{units}] = {{\n{_array(dense.mantissa, 16)}\n}};\n"
+            f"static const int8_t DM_N{i}[{units}] = {{\n{_array(dense.shift)}\n}};\n"
         )
     table_type = "uint32_t" if net.rounding == "litert" else "int32_t"
     what = (
@@ -657,30 +877,36 @@ def source_text(name: str, net: Network, header: str) -> str:
     )
     parts.append(_COMMON)
     parts.append(_LITERT if net.rounding == "litert" else _MICRO)
-    for units in sorted({layer.w.shape[0] for layer in net.layers}):
+    for units in sorted({_dense_of(layer).w.shape[0] for layer in net.layers}):
         parts.append(_kernel(units, GROUP))
     calls = []
+    buffers = ("s->act", "s->act2")
+    current = "pixels"
     for i, layer in enumerate(net.layers, 1):
-        units, depth = layer.w.shape
+        if isinstance(layer, Conv):
+            parts.append(_conv_text(i, layer, GROUP))
+            dst = buffers[1] if current == buffers[0] else buffers[0]
+            calls.append(f"    dm_conv{i}({current}, {dst}, s->acc);\n")
+            current = dst
+            continue
+        units = layer.w.shape[0]
         parts.append(_dense_text(i, layer, GROUP))
-        src = "pixels" if i == 1 else "s->act"
-        requantize = f"dm_requantize(s->acc[c], DM_M{i}[c], DM_N{i}[c], {layer.qmin}, {layer.qmax}) + {layer.out_zero_point + 128}"
-        if (
-            layer.qmin >= 0
-        ):  # clamped at or above zero (ReLU): acc <= 0 gives the lower bound in either rounding
-            requantize = f"s->acc[c] <= 0 ? {layer.qmin + layer.out_zero_point + 128} : {requantize}"
+        dst = buffers[0] if current == "pixels" else current  # all inputs are read before any output is written
         calls.append(
-            f"    dm_dense{i}({src}, s->acc);\n"
+            f"    dm_dense{i}({current}, s->acc);\n"
             f"    for (c = 0; c < {units}; c++) {{\n"
-            f"        s->act[c] = (uint8_t)({requantize});\n"
+            f"        {dst}[c] = (uint8_t)({_requantize_expr(i, layer, 's->acc[c]')});\n"
             f"    }}\n"
         )
+        current = dst
+    act, act2 = net.buffers
+    second = f"    uint8_t act2[{act2}];\n" if act2 else ""
     parts.append(
         f"""
 typedef struct {{
     int32_t acc[{widest}];
-    uint8_t act[{widest}]; /* int8 activations as q + 128 */
-}} dm_scratch;
+    uint8_t act[{act}]; /* int8 activations as q + 128 */
+{second}}} dm_scratch;
 
 #ifndef {up}_SCRATCH_ON_STACK
 static dm_scratch dm_static_scratch;
@@ -698,7 +924,7 @@ int {name}_predict(const uint8_t pixels[{PIXELS}], int8_t probabilities[{CLASSES
     int8_t *const p = probabilities ? probabilities : local;
     int32_t c, best = 0;
     /* the first layer's u = q - zero point = (pixel - 128) + 128 = pixel */
-{"".join(calls)}    dm_softmax(s->act, p);
+{"".join(calls)}    dm_softmax({current}, p);
     for (c = 1; c < {CLASSES}; c++) {{
         best = p[c] > p[best] ? c : best;
     }}
