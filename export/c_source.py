@@ -20,6 +20,13 @@ gathered ``GROUP`` at a time and each pass adds their products to every accumula
 gcc and clang vectorize on a PC (16-bit products where a vector unit is likely) and that halve the
 accumulator traffic on a Cortex-M (0.56 M instructions per inference on M3/M4/M7/M33 against 1.05 M
 one input at a time; host batch 1 at -O3 -march=native about 2x LiteRT against 4x).
+
+The cnn recipe (RESHAPE, CONV_2D, MAX_POOL_2D, RESHAPE, then the dense layers) runs the same way: a
+RESHAPE moves nothing (NHWC is row-major); a VALID CONV_2D is a direct loop over output pixels, each
+one a dense layer over its window (KW * C inputs contiguous per window row) with the same kernels and
+per-channel requantization; a non-overlapping MAX_POOL_2D after it is fused: each conv pixel's bytes
+are max-ed into its pool cell (stored bytes q + 128 order as q), so the conv's output is never held
+and RAM is two activation buffers (13x13x32 and 5x5x64 bytes for the recipe) plus the accumulators.
 """
 
 from __future__ import annotations
@@ -154,13 +161,6 @@ class Network:
     def scratch_bytes(self) -> int:
         return self.widest * 4 + sum(self.buffers)
 
-    @property
-    def ops(self) -> str:
-        """The TFLite operators the model uses (for the TFLite Micro op resolver)."""
-        if any(isinstance(layer, Conv) for layer in self.layers):
-            return "RESHAPE, CONV_2D, MAX_POOL_2D, FULLY_CONNECTED, SOFTMAX"
-        return "FULLY_CONNECTED, SOFTMAX"
-
 
 def _single(t: Tensor, what: str) -> tuple[float, int]:
     if t.quant.scale.size != 1:
@@ -276,7 +276,9 @@ def _conv(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) ->
     dilation = (int(options.scalar(5, "i", 1)), int(options.scalar(4, "i", 1)))
     out_channels, kh, kw, channels = w.shape
     if len(src.shape) != 4 or len(dst.shape) != 4 or src.shape[3] != channels or dst.shape[3] != out_channels:
-        raise unsupported(f"A CONV_2D maps {list(src.shape)} to {list(dst.shape)} with filter {list(w.shape)}")
+        raise unsupported(
+            f"A CONV_2D maps {list(src.shape)} to {list(dst.shape)} with filter {list(w.shape)}"
+        )
     h, wd = src.shape[1:3]
     valid = ((h - kh) // stride[0] + 1, (wd - kw) // stride[1] + 1)
     if (
@@ -287,7 +289,15 @@ def _conv(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) ->
     ):
         raise unsupported("A CONV_2D has SAME padding or dilation, which the C generator does not support")
     dense = _quantized(
-        "CONV_2D", w.reshape(out_channels, -1), wt, tensors, op, src, dst, int(options.scalar(3, "b")), rounding
+        "CONV_2D",
+        w.reshape(out_channels, -1),
+        wt,
+        tensors,
+        op,
+        src,
+        dst,
+        int(options.scalar(3, "b")),
+        rounding,
     )
     return Conv(dense, (kh, kw), stride, tuple(src.shape[1:]), tuple(dst.shape[1:]))
 
@@ -510,7 +520,7 @@ def _conv_text(i: int, conv: Conv, group: int) -> str:
     (kh, kw), (sh, sw) = conv.kernel, conv.stride
     _, in_w, channels = conv.in_shape
     used_h, used_w = conv.used
-    out_h, out_w, _ = conv.out_shape
+    out_w = conv.out_shape[1]
     offset = layer.in_offset
     value = "(int32_t)line[k]" if offset == 0 else f"(int32_t)line[k] - {offset}"
     if conv.pool is None:
@@ -857,7 +867,9 @@ def source_text(name: str, net: Network, header: str) -> str:
                 f"weights input-major (row k = (ky, kx, c): the {units} weights of window input k)"
             )
         else:
-            title = f"layer {i}: {depth} -> {units}; weights input-major (row k: the {units} weights of input k)"
+            title = (
+                f"layer {i}: {depth} -> {units}; weights input-major (row k: the {units} weights of input k)"
+            )
         parts.append(
             f"\n/* {title} */\n"
             f"static const int8_t DM_W{i}[{depth * units}] = {{\n{_array(dense.w.T)}\n}};\n"
@@ -891,7 +903,9 @@ def source_text(name: str, net: Network, header: str) -> str:
             continue
         units = layer.w.shape[0]
         parts.append(_dense_text(i, layer, GROUP))
-        dst = buffers[0] if current == "pixels" else current  # all inputs are read before any output is written
+        dst = (
+            buffers[0] if current == "pixels" else current
+        )  # all inputs are read before any output is written
         calls.append(
             f"    dm_dense{i}({current}, s->acc);\n"
             f"    for (c = 0; c < {units}; c++) {{\n"
@@ -957,9 +971,17 @@ def generate(
 # --- TFLite Micro: the model as a C array, and its arena ---------------------------------------------
 
 
-def tflite_array(name: str, model: bytes, arena: Optional[int], arena_min: Optional[int]) -> tuple[str, str]:
+def tflite_array(
+    name: str, model: bytes, arena: Optional[int], arena_min: Optional[int], convolutional: bool = False
+) -> tuple[str, str]:
     """(header, source) holding ``model`` as an aligned const array, for TFLite Micro users."""
     up = name.upper()
+    ops = ["FullyConnected", "Softmax"] + (["Reshape", "Conv2D", "MaxPool2D"] if convolutional else [])
+    resolver = (
+        f"tflite::MicroMutableOpResolver<{len(ops)}> with "
+        + ", ".join(f"Add{op}()" for op in ops[:-1])
+        + f" and Add{ops[-1]}()"
+    )
     if arena is None:
         arena_line = (
             f"/* {up}_ARENA_BYTES: not measured (install digitkit[tflm] on the exporting machine) */\n"
@@ -971,8 +993,8 @@ def tflite_array(name: str, model: bytes, arena: Optional[int], arena_min: Optio
         )
     header = f"""\
 /* {name}.h: the int8 .tflite (sha256 {hashlib.sha256(model).hexdigest()}) as a C array for TensorFlow
- * Lite Micro. Generated by digitkit {__version__}; do not edit. Ops: FULLY_CONNECTED, SOFTMAX
- * (tflite::MicroMutableOpResolver<2> with AddFullyConnected() and AddSoftmax()). */
+ * Lite Micro. Generated by digitkit {__version__}; do not edit. Ops: {", ".join(_OP_NAMES[op] for op in ops)}
+ * ({resolver}). */
 #ifndef {up}_H
 #define {up}_H
 
@@ -1010,6 +1032,14 @@ const unsigned int {name}_len = {len(model)}u;
 """
     return header, source
 
+
+_OP_NAMES = {
+    "FullyConnected": "FULLY_CONNECTED",
+    "Softmax": "SOFTMAX",
+    "Reshape": "RESHAPE",
+    "Conv2D": "CONV_2D",
+    "MaxPool2D": "MAX_POOL_2D",
+}
 
 _PROBE = """
 import sys
@@ -1086,7 +1116,8 @@ def export_c(ctx: ExportContext, path: Path) -> ConverterInfo:
     array_name = f"{name}_tflite"
     arena_min = measure_arena(model_path)
     arena = None if arena_min is None else -(-(arena_min + ARENA_MARGIN) // 16) * 16
-    array_header, array_source = tflite_array(array_name, model, arena, arena_min)
+    convolutional = any(isinstance(layer, Conv) for layer in net.layers)
+    array_header, array_source = tflite_array(array_name, model, arena, arena_min, convolutional)
     array_h, array_c = path.with_name(f"{array_name}.h"), path.with_name(f"{array_name}.c")
     array_h.write_text(array_header, encoding="utf-8")
     array_c.write_text(array_source, encoding="utf-8")
