@@ -1,7 +1,7 @@
 """The recipes through every stage: a short augmented CNN run (1 epoch on 20,000 training images, once
 per session) exported in every mode, through verify's gates, predict and info; the numpy backend's
-CONV_2D and MAX_POOL_2D against LiteRT (int8 bit for bit on all 10,000 test images) and TFLite Micro;
-the C export's refusal; augmentation and the out-of-distribution set deterministic."""
+CONV_2D and MAX_POOL_2D against LiteRT (int8 bit for bit on all 10,000 test images) and TFLite Micro
+(the CNN's C export: tests/test_c_export_cnn.py); augmentation and the out-of-distribution set deterministic."""
 
 from __future__ import annotations
 
@@ -16,37 +16,6 @@ from helpers import mnist_png_dir
 from digitkit.runtime import load
 
 pytestmark = pytest.mark.slow
-
-SUBSET = 20_000  # 1 augmented epoch on these reaches about 0.96-0.97: above verify's 0.95 gate
-
-
-@pytest.fixture(scope="session")
-def cnn_model_dir(tmp_path_factory) -> Path:
-    from digitkit.toolkit.training import recipe_defaults, train
-
-    out = tmp_path_factory.mktemp("cnn-model")
-    train(recipe_defaults("cnn", epochs=1, batch_size=64, augment=True, train_subset=SUBSET), out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def cnn_export_dir(cnn_model_dir, mnist, tmp_path_factory) -> Path:
-    """Every TFLite and ONNX target of the export table (the C export refuses a CNN: tested below)."""
-    from digitkit.export.calibration import CalibrationSet
-    from digitkit.export.formats import TARGETS
-    from digitkit.export.pipeline import ExportRequest, run_export
-    from digitkit.toolkit.data import data_checksums
-    from digitkit.toolkit.training import read_record
-
-    (x_train, _), (x_test, y_test) = mnist
-    out = tmp_path_factory.mktemp("cnn-export")
-    model = cnn_model_dir / "model.keras"
-    targets = [t for t in TARGETS if t.format != "c"]
-    calibration = CalibrationSet.from_training_set(x_train, 500, 0)
-    run_export(
-        ExportRequest(model, out, targets, calibration, x_test, y_test, data_checksums(), read_record(model))
-    )
-    return out
 
 
 def tflite(export_dir: Path, mode: str) -> Path:
@@ -143,15 +112,6 @@ def test_predict_and_info_on_the_cnn(cnn_export_dir, mnist_test, tmp_path):
         assert digits == list(labels[:3]), result.output
     described = runner.invoke(app, ["info", str(model)])
     assert described.exit_code == 0 and "recipe:        cnn, augmented" in described.output, described.output
-
-
-def test_the_c_export_refuses_a_cnn_in_one_line(cnn_export_dir):
-    from digitkit.export.c_source import read_network
-    from digitkit.runtime.errors import InputError
-
-    with pytest.raises(InputError) as refused:
-        read_network(tflite(cnn_export_dir, "int8").read_bytes())
-    assert "CNN (CONV_2D, MAX_POOL_2D)" in refused.value.one_line()
 
 
 def test_augmentation_is_deterministic_per_seed_and_epoch(mnist):
