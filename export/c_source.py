@@ -299,7 +299,9 @@ def _conv(tensors: list[Tensor], op, src: Tensor, dst: Tensor, rounding: str) ->
         int(options.scalar(3, "b")),
         rounding,
     )
-    return Conv(dense, (kh, kw), stride, tuple(src.shape[1:]), tuple(dst.shape[1:]))
+    in_shape = (int(src.shape[1]), int(src.shape[2]), int(src.shape[3]))
+    conv_shape = (int(dst.shape[1]), int(dst.shape[2]), int(dst.shape[3]))
+    return Conv(dense, (int(kh), int(kw)), stride, in_shape, conv_shape)
 
 
 def _pool(op, src: Tensor, dst: Tensor, conv: Conv) -> Conv:
