@@ -137,3 +137,13 @@ def test_cortex_m_gives_the_cnn_host_bytes(cnn_export_dir, images, cnn_c_outputs
     assert differ == 0
     assert result.bss <= 8192 and result.text <= 300 * 1024
     assert result.instructions_per_inference <= 10e6
+
+
+def test_the_cnn_float_models_are_refused_in_one_line(cnn_export_dir):
+    from digitkit.runtime.errors import InputError
+
+    with pytest.raises(InputError, match="uses DEQUANTIZE, which the C generator does not support"):
+        read_network((cnn_export_dir / "digit_mlp_fp16.tflite").read_bytes())
+    with pytest.raises(InputError, match="takes float32") as refused:
+        read_network((cnn_export_dir / "digit_mlp_fp32.tflite").read_bytes())
+    assert len(refused.value.one_line().splitlines()) == 1

@@ -46,7 +46,14 @@ def test_every_mode_of_the_cnn_passes_verify_and_reports_ood(cnn_export_dir, mni
     from digitkit.toolkit.verification import Gates, verify_manifest
 
     manifest = read_manifest(cnn_export_dir)
-    assert {e.mode for e in manifest.artifacts} == {"fp32", "fp16", "dynamic", "int8", "int8-pixels", "int8-c"}
+    assert {e.mode for e in manifest.artifacts} == {
+        "fp32",
+        "fp16",
+        "dynamic",
+        "int8",
+        "int8-pixels",
+        "int8-c",
+    }
     assert manifest.source_model.training is not None and manifest.source_model.training.recipe == "cnn"
     results = verify_manifest(manifest, *mnist_test, Gates(), backends=["litert", "onnxruntime"])
     assert len(results) == 8
