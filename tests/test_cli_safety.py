@@ -253,6 +253,28 @@ def test_json_to_a_directory_is_refused_before_the_run(export_dir, tmp_path):
     assert list(target.iterdir()) == []
 
 
+def test_a_json_value_that_is_not_a_json_file_gets_one_line_naming_the_fix(export_dir, tmp_path):
+    """`--json adir` leaves adir to the command (the convention): whatever argument that leaves over,
+    the user gets the value that writes where they meant, not Typer's boxed usage error."""
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    cases = [
+        (["verify", export_dir, "--json", adir], f"Pass --json {adir / 'verify.json'} for a file"),
+        (["verify", "--json", adir, export_dir], f"Pass --json {adir / 'verify.json'} for a file"),
+        (["train", "--json", "results", "--epochs", "1"], "Pass --json results.json for a file"),
+        (["doctor", "--json", "notes.txt"], "Pass --json notes.json for a file"),
+        (["verify", export_dir, f"--json={adir}"], f"Pass --json {adir / 'result.json'} for a file"),
+    ]
+    for args, fix in cases:
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("digitkit: error: --json takes only - or a file name ending in .json"), line
+        assert f"{fix}, or --json alone for JSON on stdout" in line, line
+        assert result.stdout == ""
+    assert list(adir.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
 def test_json_parent_directories_are_made_as_for_every_output(export_dir, tmp_path):
     target = tmp_path / "new" / "deeper" / "info.json"
     result = run_cli("info", export_dir / "digit_mlp_int8.tflite", "--json", target)
