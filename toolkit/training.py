@@ -219,13 +219,13 @@ def train(
         x_train_f, y_train_1h = x_train_f[: config.train_subset], y_train_1h[: config.train_subset]
     callbacks = [EpochRecorder()]
     if on_batch:
-        per_epoch = -(-len(x_train_f) // config.batch_size)
+        per_epoch, report_batch = -(-len(x_train_f) // config.batch_size), on_batch
 
         class BatchReporter(keras.callbacks.Callback):
             async_safe = True  # Keras may call it from a thread, so training never waits for the display
 
             def on_train_batch_end(self, batch, logs=None):
-                on_batch(batch + 1, per_epoch)
+                report_batch(batch + 1, per_epoch)
 
         callbacks.append(BatchReporter())
     started = time.perf_counter()

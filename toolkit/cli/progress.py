@@ -80,6 +80,8 @@ class EpochBar:
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
+            if exc[0] is None and self._task is not None:
+                self._progress.update(self._task, description="trained")
             self._progress.stop()
         if self._stream is not None:
             self._stream.close()
