@@ -34,6 +34,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_holds_the_three_packages_and_no_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for package in (
+        "digitkit/__init__.py",  # a regular package: `digitkit.__version__`
+        "digitkit/__main__.py",  # `python -m digitkit`
         "digitkit/toolkit/cli/__init__.py",
         "digitkit/export/formats.py",
         "digitkit/runtime/model.py",
@@ -118,7 +120,8 @@ from digitkit.toolkit.data import load_mnist_test
 x, y = load_mnist_test(sys.argv[2])
 model = load(sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
-print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy}}))
+import digitkit
+print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy, "version": digitkit.__version__}}))
 """
 
 
@@ -160,6 +163,7 @@ def test_runtime_extra_installs_numpy_and_one_backend_and_predicts(
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == [] and report["accuracy"] >= 0.975
+    assert report["version"] == versions["digitkit"]
 
 
 def test_tflite_runtime_on_numpy_1_runs_every_tflite_artifact(wheel, export_dir, tmp_path):

@@ -187,8 +187,11 @@ def train(
     out_dir: Path,
     data_dir: Optional[Path] = None,
     on_epoch: Optional[Callable[[int, dict], None]] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
 ) -> dict:
-    """Train, evaluate on the test set, write model.keras and training.json atomically; return the record."""
+    """Train, evaluate on the test set, write model.keras and training.json atomically; return the record.
+    ``on_epoch(epoch, metrics)`` after each epoch; ``on_batch(done, per_epoch)`` after each batch (it
+    only reports: the weights are the same bytes with it or without)."""
     config.check()
     out_dir = ensure_writable_dir(Path(out_dir))
     (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
@@ -214,6 +217,17 @@ def train(
     if config.train_subset:
         x_train, y_train = x_train[: config.train_subset], y_train[: config.train_subset]
         x_train_f, y_train_1h = x_train_f[: config.train_subset], y_train_1h[: config.train_subset]
+    callbacks = [EpochRecorder()]
+    if on_batch:
+        per_epoch, report_batch = -(-len(x_train_f) // config.batch_size), on_batch
+
+        class BatchReporter(keras.callbacks.Callback):
+            async_safe = True  # Keras may call it from a thread, so training never waits for the display
+
+            def on_train_batch_end(self, batch, logs=None):
+                report_batch(batch + 1, per_epoch)
+
+        callbacks.append(BatchReporter())
     started = time.perf_counter()
     if config.augment is None:
         model.fit(
@@ -224,7 +238,7 @@ def train(
             validation_data=(x_test_f, y_test_1h),
             shuffle=True,
             verbose=0,
-            callbacks=[EpochRecorder()],
+            callbacks=callbacks,
         )
     else:
         from concurrent.futures import ThreadPoolExecutor
@@ -246,7 +260,7 @@ def train(
                     validation_data=(x_test_f, y_test_1h),
                     shuffle=True,
                     verbose=0,
-                    callbacks=[EpochRecorder()],
+                    callbacks=callbacks,
                 )
                 del images
     duration = time.perf_counter() - started

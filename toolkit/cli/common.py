@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence, TextIO
 
 import typer
 import typer.main
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from digitkit.runtime.errors import DigitkitError
 
@@ -89,7 +89,7 @@ def _command(name: str) -> Any:
 
     function = getattr(importlib.import_module(f"digitkit.toolkit.cli.{name}"), name)
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    single.command(name=name)(function)
+    single.command(name=name, cls=DigitkitCommand)(function)
     return typer.main.get_command(single)
 
 
@@ -107,8 +107,9 @@ class DigitkitGroup(TyperGroup):
         before_separator = args.index("--") if "--" in args else len(args)
         debug = DEBUG_FLAG in args[:before_separator]
         rest = [a for i, a in enumerate(args) if not (i < before_separator and a == DEBUG_FLAG)]
+        left_to_command = json_values_left(rest)
         rest = json_flag_values(rest)
-        ctx.obj = {"debug": debug or bool(os.environ.get("DIGITKIT_DEBUG"))}
+        ctx.obj = {"debug": debug or bool(os.environ.get("DIGITKIT_DEBUG")), "json_left": left_to_command}
         return super().parse_args(ctx, rest)
 
     def invoke(self, ctx: Any) -> Any:
@@ -128,6 +129,30 @@ class DigitkitGroup(TyperGroup):
                 raise
             except (Exception, KeyboardInterrupt) as exc:  # the one place errors become exit codes
                 raise typer.Exit(exit_code_for(exc, debug)) from None
+
+
+class DigitkitCommand(TyperCommand):
+    """A command that names the fix when a word after ``--json`` (neither ``-`` nor FILE.json, so left
+    to the command by ``json_flag_values``) leaves it an argument too many: one line, exit 2, instead
+    of Typer's boxed usage error."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        left = (ctx.obj or {}).get("json_left") or []
+        if not left or ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        ctx.allow_extra_args = True
+        try:
+            extra = super().parse_args(ctx, args)
+        finally:
+            ctx.allow_extra_args = False
+        if extra:
+            raise json_value_error(
+                left[0],
+                ctx.info_name,
+                f"so `digitkit {ctx.info_name}` read {left[0]} as an argument and got "
+                f"{plural(len(extra), 'argument')} too many ({' '.join(extra)})",
+            )
+        return extra
 
 
 _ASCII = {"µ": "u", "Δ": "d", "≥": ">=", "≤": "<=", "×": "x", "→": "->", "…": "...", "±": "+/-", "—": "-"}
@@ -158,6 +183,10 @@ JSON_HELP = (
 )
 
 
+def is_json_value(word: Optional[str]) -> bool:
+    return word is not None and (word == "-" or word.lower().endswith(".json"))
+
+
 def json_flag_values(args: list[str]) -> list[str]:
     """One ``--json`` convention for every command: alone it means stdout (``--json -``); a value is
     taken only when it is ``-`` or names a .json file, so ``predict --json a.png`` never writes to a.png."""
@@ -167,9 +196,31 @@ def json_flag_values(args: list[str]) -> list[str]:
         out.append(arg)
         if i < before_separator and arg == JSON_FLAG:
             following = args[i + 1] if i + 1 < before_separator else None
-            if following is None or not (following == "-" or following.lower().endswith(".json")):
+            if not is_json_value(following):
                 out.append("-")
     return out
+
+
+def json_values_left(args: list[str]) -> list[str]:
+    """The words right after ``--json`` that ``json_flag_values`` leaves to the command (not options)."""
+    before_separator = args.index("--") if "--" in args else len(args)
+    return [
+        args[i + 1]
+        for i in range(before_separator - 1)
+        if args[i] == JSON_FLAG and not is_json_value(args[i + 1]) and not args[i + 1].startswith("-")
+    ]
+
+
+def json_value_error(value: str, command: Optional[str], consequence: str) -> DigitkitError:
+    """``--json adir``: what happened to the word, and the value that writes where the user meant."""
+    from digitkit.runtime.errors import InputError
+
+    path = Path(value)
+    suggestion = path / f"{command or 'result'}.json" if path.is_dir() else path.with_suffix(".json")
+    return InputError(
+        f"--json takes only - or a file name ending in .json, {consequence}",
+        f"Pass --json {suggestion} for a file, or --json alone for JSON on stdout",
+    )
 
 
 def json_output(value: Optional[str]) -> Optional[Path]:
@@ -178,6 +229,8 @@ def json_output(value: Optional[str]) -> Optional[Path]:
         return None
     if value == "-":
         return Path("-")
+    if not is_json_value(value):  # `--json=adir`, which json_flag_values cannot tell apart
+        raise json_value_error(value, None, f"not {value}")
     from digitkit.runtime.files import check_output_file
 
     return check_output_file(Path(value), JSON_FLAG)

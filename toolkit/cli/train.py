@@ -15,7 +15,6 @@ from .common import (
     emit_json,
     json_output,
     plural,
-    progress_line,
     to_stdout,
 )
 
@@ -55,9 +54,10 @@ def train(
     config.check()
     json_target = json_output(json_path)
     ensure_writable_dir(out, "training", "--out")
-    progress_line("loading MNIST and TensorFlow")
-    with EpochBar(config.epochs) as bar:
-        record = run_training(config, out, data_dir=data_dir, on_epoch=bar.update)
+    with EpochBar(config.epochs) as bar:  # on a terminal, live from here: TensorFlow takes seconds to load
+        record = run_training(
+            config, out, data_dir=data_dir, on_epoch=bar.update, on_batch=bar.batch if bar.live else None
+        )
     if to_stdout(json_target):
         emit_json(json_target, record)
         return
