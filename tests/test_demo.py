@@ -22,7 +22,7 @@ VENV = Path(sys.executable).parent.parent
 def demo_commands(runs: Path) -> list[list[str]]:
     stamp = VENV / ".installed"
     listed = subprocess.run(
-        ["make", "-n", "demo", "-o", str(stamp), f"RUNS={runs}", f"VENV={VENV}"],
+        ["make", "--no-print-directory", "-n", "demo", "-o", str(stamp), f"RUNS={runs}", f"VENV={VENV}"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -216,8 +216,10 @@ def test_calibration_flags_are_reproducible(seed_model_dir, export_dir, mnist, t
     from digitkit.export.calibration import CalibrationSet
     from digitkit.export.pipeline import ExportRequest, run_export
     from digitkit.toolkit.data import data_checksums
+    from digitkit.toolkit.training import read_record
 
     (x_train, _), (x_test, y_test) = mnist
+    model = seed_model_dir / "model.keras"
     int8 = [t for t in TARGETS if (t.format, t.mode) == ("tflite", "int8")]
     session = read_manifest(export_dir).calibration
     assert (session.samples, session.seed) == (500, 0)  # conftest's, the CLI's defaults
@@ -227,7 +229,7 @@ def test_calibration_flags_are_reproducible(seed_model_dir, export_dir, mnist, t
         calibration = CalibrationSet.from_training_set(x_train, 500, seed)
         run_export(
             ExportRequest(
-                seed_model_dir / "model.keras", out, int8, calibration, x_test, y_test, data_checksums(), None
+                model, out, int8, calibration, x_test, y_test, data_checksums(), read_record(model)
             )
         )
         runs[seed] = (read_manifest(out).calibration, (out / int8[0].filename).read_bytes())

@@ -177,7 +177,7 @@ def test_the_augmented_mlp_through_the_cli(tmp_path):
     trained = runner.invoke(
         app, ["train", "--recipe", "mlp", "--augment", "--epochs", "1", "--out", str(train_dir)]
     )
-    assert trained.exit_code == 0 and "Trained mlp (augmented) 1 epochs" in trained.output, trained.output
+    assert trained.exit_code == 0 and "Trained mlp (augmented) 1 epoch in" in trained.output, trained.output
     record = json.loads((train_dir / "training.json").read_text())
     assert record["recipe"] == "mlp" and record["augment"] is not None and record["parameters"] == 669_706
     exported = runner.invoke(

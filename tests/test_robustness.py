@@ -136,12 +136,14 @@ def test_awkward_images_through_the_cli(export_dir, tmp_path):
     (corpus / "truncated.png").write_bytes(good.read_bytes()[:40])
     result = run_cli("predict", corpus, "--model", export_dir / "digit_mlp_int8.tflite")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    predicted = {Path(line.split()[0]).name for line in result.stdout.splitlines()}
+    header, *rows = result.stdout.splitlines()
+    assert header.startswith("Model: ") and "digit_mlp_int8.tflite" in header, header
+    predicted = {Path(line.split()[0]).name for line in rows}
     failed = {Path(line.split("error: ")[1].split()[0]).name for line in result.stderr.splitlines()}
     assert {"good.png", "photo.jpg", "palette.png", "animated.gif"} <= predicted
     assert {"empty.png", "notes.png", "truncated.png"} <= failed
     assert predicted | failed == {p.name for p in corpus.iterdir()}
-    for line in result.stdout.splitlines():
+    for line in rows:
         if Path(line.split()[0]).name in ("good.png", "photo.jpg", "palette.png"):
             assert "digit 1" in line, line
 
