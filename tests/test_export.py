@@ -228,9 +228,7 @@ def test_calibration_flags_are_reproducible(seed_model_dir, export_dir, mnist, t
         out = tmp_path / f"seed{seed}"
         calibration = CalibrationSet.from_training_set(x_train, 500, seed)
         run_export(
-            ExportRequest(
-                model, out, int8, calibration, x_test, y_test, data_checksums(), read_record(model)
-            )
+            ExportRequest(model, out, int8, calibration, x_test, y_test, data_checksums(), read_record(model))
         )
         runs[seed] = (read_manifest(out).calibration, (out / int8[0].filename).read_bytes())
     assert runs[0][0] == session
