@@ -76,8 +76,9 @@ def test_make_demo_runs_end_to_end(seed_model_dir, mnist_test, tmp_path):
         assert done.returncode == 0, f"{line}: {done.stderr[-2000:]}"
     # the sample is MNIST test image 0 (a 7), photographed: predict must read it as a 7
     label = int(mnist_test[1][0])
-    predicted = outputs["predict"].split()
-    assert predicted[:3] == [str(runs / "sample-digit.png"), "digit", str(label)], outputs["predict"]
+    header, row = outputs["predict"].strip().splitlines()  # "Model: ... on BACKEND", then the image's line
+    assert header.startswith("Model: ") and "digit_mlp_int8.tflite" in header, outputs["predict"]
+    assert row.split()[:3] == [str(runs / "sample-digit.png"), "digit", str(label)], outputs["predict"]
     summary = json.loads((runs / "verify.json").read_text())
     assert summary["passed"] and len(summary["results"]) >= 6
     assert (runs / "report" / "index.html").is_file()
