@@ -149,6 +149,30 @@ def publish(staged: Sequence[Path], directory: Path) -> None:
             fault_point(f"publish:{number}")
 
 
+def replace_dir(new: Path, target: Path, name: str) -> None:
+    """Put the directory ``new`` at ``target``, replacing an earlier one, so that at every moment
+    ``target`` is the earlier directory or the new one, whole: one atomic exchange where the system
+    can, elsewhere two renames with Ctrl-C held (the earlier one put back if the second fails). The
+    earlier directory is removed afterwards. ``name`` names the fault points (``NAME-swap``,
+    ``NAME-swapped``) tests cut at."""
+    fault_point(f"{name}-swap")
+    if not target.exists():
+        os.replace(new, target)
+    elif exchange(new, target):
+        fault_point(f"{name}-swapped")
+        shutil.rmtree(new, ignore_errors=True)  # it holds the earlier directory now
+    else:
+        old = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-old-", dir=target.parent))
+        with uninterrupted():
+            os.replace(target, old)
+            try:
+                os.replace(new, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+        shutil.rmtree(old, ignore_errors=True)
+
+
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 

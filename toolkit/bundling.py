@@ -19,11 +19,9 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from digitkit.runtime.errors import ArtifactError, DataError, InputError
 from digitkit.runtime.files import (
-    STAGING_PREFIX,
     ensure_writable_dir,
-    exchange,
-    fault_point,
     new_staging_dir,
+    replace_dir,
     uninterrupted,
     write_json_atomic,
 )
@@ -129,7 +127,7 @@ def build_bundle(
         with tarfile.open(tar_tmp, "w:gz") as tar:
             tar.add(root, arcname=out.name)
         with uninterrupted():  # the directory and its archive, both or neither
-            _replace_dir(root, out)
+            replace_dir(root, out, "bundle")
             os.replace(tar_tmp, out.with_name(out.name + ".tar.gz"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -164,22 +162,6 @@ def check_bundle_target(out: Path, export_dir: Path, force: bool) -> None:
     archive = out.with_name(out.name + ".tar.gz")
     if archive.is_dir():
         raise InputError(f"{archive} is a directory, where the bundle's archive goes", "Pass another --out")
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap a directory into place in one atomic exchange where the system can (the old one then sits
-    in the staging directory, removed with it), so that at every moment ``target`` is the previous
-    bundle or the new one, whole; elsewhere two renames, the old one removed only after."""
-    fault_point("bundle-swap")
-    if target.exists() and exchange(new, target):
-        fault_point("bundle-swapped")
-    elif target.exists():
-        old = target.with_name(f"{STAGING_PREFIX}{os.getpid()}-old-{target.name}")
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 @contextlib.contextmanager

@@ -1,17 +1,16 @@
 """The report directory appears whole or not at all: written in a hidden directory beside it, then
-renamed into place. An earlier report there is swapped out by rename and removed only afterwards,
-so an interrupted run leaves the earlier report as it was."""
+put into place by ``replace_dir`` (the bundle's swap), so an interrupted run leaves the earlier report
+as it was."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
 from digitkit.runtime.errors import InputError
-from digitkit.runtime.files import STAGING_PREFIX, ensure_writable_dir, new_staging_dir
+from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, replace_dir
 
 PAGE, SUMMARY = "index.html", "summary.md"
 
@@ -51,25 +50,16 @@ def publish_directory(
     ``staged`` is called when every file is written and before the rename (progress; tests interrupt there)."""
     target = Path(target)
     staging = new_staging_dir(target.parent)
-    previous = None
     try:
+        page = staging / "report"
+        page.mkdir()
         for name, data in contents.items():
-            with open(staging / name, "wb") as handle:
+            with open(page / name, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(page, 0o777 & ~_umask())
         staged()
-        if target.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-old-", dir=target.parent))
-            os.replace(target, previous)
-        os.replace(staging, target)
-    except BaseException:
-        if previous is not None and not target.exists():
-            os.replace(previous, target)  # interrupted between the two renames: the earlier report back
-            previous = None
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        replace_dir(page, target, "report")
     finally:
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
