@@ -28,14 +28,17 @@ demo: $(STAMP)
 # ruff (lint, import order, format), the import-linter contracts (layers; nothing heavy in the runtime;
 # device commands never import the export layer) and mypy (strict for the runtime). mypy reads the
 # folders through links named as they install (digitkit.runtime, ...), which the editable install hides.
+# lint-imports reads the same links before digitkit/__init__.py joins them: grimp takes digitkit.toolkit,
+# digitkit.export and digitkit.runtime as root packages only while digitkit is a namespace there.
 TYPECHECK := build/typecheck
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports --no-cache
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/digitkit
 	for d in runtime export toolkit; do ln -s $(CURDIR)/$$d $(TYPECHECK)/digitkit/$$d; done
-	cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p digitkit.runtime -p digitkit.export -p digitkit.toolkit
+	cd $(TYPECHECK) && PYTHONPATH=$(CURDIR)/$(TYPECHECK) $(CURDIR)/$(VENV)/bin/lint-imports --no-cache --config $(CURDIR)/pyproject.toml
+	ln -s $(CURDIR)/toolkit/namespace/__init__.py $(TYPECHECK)/digitkit/__init__.py
+	cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -m digitkit -p digitkit.runtime -p digitkit.export -p digitkit.toolkit
 
 test: lint
 	$(PY) -m pytest -q tests

@@ -449,17 +449,21 @@ def test_version_module_entry_and_completion():
     assert run_cli("--version").stdout == f"digitkit {__version__}\n"
     module = subprocess.run([sys.executable, "-m", "digitkit", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and module.stdout == f"digitkit {__version__}\n"
-    # `digitkit` is a namespace package whose import loads nothing (the CLI takes over Ctrl-C first)
+    # `digitkit` is a regular package whose import loads nothing (the CLI takes over Ctrl-C first);
+    # `digitkit.__version__` reads the runtime's constant on first use.
     package = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, digitkit; print(sorted(m for m in sys.modules if m.startswith(('digitkit', 'numpy'))))",
+            "import sys, digitkit; loaded = sorted(m for m in sys.modules if m.startswith(('digitkit', 'numpy'))); "
+            "from digitkit import __version__; print(digitkit.__file__, loaded, digitkit.__version__, __version__)",
         ],
         capture_output=True,
         text=True,
     )
-    assert package.returncode == 0 and package.stdout == "['digitkit']\n", package.stdout + package.stderr
+    assert package.returncode == 0, package.stderr
+    location, rest = package.stdout.split(" ", 1)
+    assert location.endswith("__init__.py") and rest == f"['digitkit'] {__version__} {__version__}\n"
     completion = run_cli(
         "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     )

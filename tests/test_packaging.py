@@ -34,6 +34,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_holds_the_three_packages_and_no_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for package in (
+        "digitkit/__init__.py",  # a regular package: `digitkit.__version__`
         "digitkit/__main__.py",  # `python -m digitkit`
         "digitkit/toolkit/cli/__init__.py",
         "digitkit/export/formats.py",
@@ -119,8 +120,8 @@ from digitkit.toolkit.data import load_mnist_test
 x, y = load_mnist_test(sys.argv[2])
 model = load(sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
-from digitkit.runtime import __version__
-print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy, "version": __version__}}))
+import digitkit
+print(json.dumps({{"backend": model.backend, "accuracy": float((model.predict(x) == y).mean()), "heavy": heavy, "version": digitkit.__version__}}))
 """
 
 
