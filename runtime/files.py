@@ -97,8 +97,24 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259): a float that is not finite (an accuracy never measured because the
+    artifact did not load) becomes null, since Python's NaN/Infinity tokens break other parsers."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json_atomic(target: str | Path, data: Any) -> None:
-    write_bytes_atomic(target, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(target, (json_text(data) + "\n").encode("utf-8"))
 
 
 def new_staging_dir(parent: Path) -> Path:

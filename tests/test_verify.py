@@ -160,9 +160,18 @@ def verify_json(directory: Path, artifact: tuple[str, str], *flags: str) -> tupl
     result = runner.invoke(
         app, ["verify", str(directory), "--artifact", name, "--backend", backend, "--json", "-", *flags]
     )
-    summary = json.loads(result.stdout)
+    summary = strict_json(result.stdout)
     assert len(summary["results"]) == 1, summary
     return result.exit_code, summary["results"][0]
+
+
+def strict_json(text: str) -> dict:
+    """JSON as other parsers read it (RFC 8259): Python's NaN and Infinity tokens are refused."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in --json output: not JSON")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def failed_gates(row: dict) -> list[str]:
@@ -196,6 +205,12 @@ def test_load_gate_alone(export_dir, tmp_path):
     rehash(directory, path.name)
     code, row = verify_json(directory, FP32_ONNX)
     assert code == 1 and failed_gates(row) == ["load"], row
+    # Nothing was measured: null, on stdout and in the file (Python's NaN token is not JSON).
+    assert (row["accuracy"], row["agreement"], row["us_per_image_batch1000"]) == (None, None, None), row
+    target = tmp_path / "verify.json"
+    result = runner.invoke(app, ["verify", str(directory), "--artifact", FP32_ONNX[0], "--json", str(target)])
+    assert result.exit_code == 1, result.output
+    assert all(r["accuracy"] is None for r in strict_json(target.read_text())["results"])
 
 
 def test_shape_gate_alone(export_dir, tmp_path):

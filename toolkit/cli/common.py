@@ -242,14 +242,13 @@ def to_stdout(target: Optional[Path]) -> bool:
 
 def emit_json(target: Optional[Path], data: Any) -> None:
     """Print ``data`` as JSON on stdout, or write it atomically to ``target`` and say where."""
-    import json
-
     if target is None:
         return
+    from digitkit.runtime.files import json_text, write_json_atomic
+
     if to_stdout(target):
-        echo(json.dumps(data, indent=2))
+        echo(json_text(data))
         return
-    from digitkit.runtime.files import write_json_atomic
 
     write_json_atomic(target, data)
     echo(f"JSON: {target}")

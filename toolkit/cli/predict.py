@@ -63,13 +63,13 @@ def predict(
     ] = None,
 ) -> None:
     """Predict the digit in each image. Bad files are reported one line each; the rest are still predicted."""
-    import json
     import sys
 
     import numpy as np
 
     from digitkit.runtime import load
     from digitkit.runtime.errors import ImageError
+    from digitkit.runtime.files import json_text
     from digitkit.runtime.images import expand_image_paths, load_image
 
     check_threads(threads)
@@ -83,7 +83,7 @@ def predict(
         error_line(exc.one_line())
         records.append({"file": name, "error": exc.one_line()})
         if as_lines:
-            echo(json.dumps(records[-1]))
+            echo(json_text(records[-1], indent=None))
 
     files: list[Path] = []
     for argument in images:
@@ -120,7 +120,7 @@ def predict(
             }
             records.append(record)
             if as_lines:
-                echo(json.dumps(record))
+                echo(json_text(record, indent=None))
             else:
                 top3 = " ".join(f"{int(d)}:{row[d]:.3f}" for d in order[:3])
                 echo(f"{name:<{width}}  digit {digit}  confidence {confidence:.3f}  top3 {top3}")

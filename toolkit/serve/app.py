@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from digitkit.runtime.files import json_text
 from digitkit.runtime.model import DigitModel
 
 from .requests import Decoded, RequestProblem, decode_body, is_quick
@@ -50,6 +51,13 @@ class Settings:
     token: Optional[str] = None
     cors_origins: list[str] = field(default_factory=list)
     workers: int = 2  # threads decoding and predicting at once
+
+
+class StrictJSONResponse(JSONResponse):
+    """JSON as `--json` writes it: a non-finite float (a broken model's output) is null, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content, indent=None).encode("utf-8")
 
 
 def _asset(name: str) -> bytes:
@@ -166,12 +174,12 @@ def create_app(model: DigitModel, info: dict[str, Any], settings: Settings) -> S
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
         result["timing_us"]["total_us"] = round((time.perf_counter() - started) * 1e6, 1)
-        return JSONResponse(result, headers=API_HEADERS)
+        return StrictJSONResponse(result, headers=API_HEADERS)
 
     async def api_info(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
-        return JSONResponse(info, headers=API_HEADERS)
+        return StrictJSONResponse(info, headers=API_HEADERS)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers=API_HEADERS)
