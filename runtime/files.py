@@ -159,6 +159,7 @@ def publish(staged: Sequence[Path], directory: Path) -> None:
     for path in staged:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
+    fault_point("publish:0")
     with uninterrupted():
         for number, path in enumerate(staged, 1):
             os.replace(path, directory / path.name)

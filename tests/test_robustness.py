@@ -148,27 +148,43 @@ def test_awkward_images_through_the_cli(export_dir, tmp_path):
             assert "digit 1" in line, line
 
 
-def test_killed_training_keeps_the_previous_model(tmp_path):
-    """Killed (SIGKILL, deterministically: runtime/files.py `fault_point`) with the new model.keras
-    written in full under its temporary name, one rename from replacing the previous one: the
-    previous model and record are intact, byte for byte, and nothing else is visible."""
+def test_killed_training_keeps_the_previous_pair_or_names_the_mismatch(tmp_path):
+    """model.keras and training.json are published as one unit (runtime/files.py `publish`, record
+    last). Killed (SIGKILL, deterministically: `fault_point`) with both new files written in full
+    but not yet renamed: the previous pair is intact, byte for byte, and nothing else is visible.
+    Killed between the two renames: the new model sits beside the previous record, and export
+    refuses the pair (one line, exit 2, before any work) instead of recording another model's
+    recipe and accuracy. The next run cleans up and publishes a matching pair."""
     from digitkit.runtime.files import FAULT_ENV
 
     out = tmp_path / "train"
     assert run_cli("train", "--epochs", "1", "--out", out).returncode == 0
     before = {p.name: sha256_file(p) for p in out.iterdir()}
-    killed = run_cli(
-        "train", "--epochs", "1", "--seed", "3", "--out", out, env={FAULT_ENV: "written:model.keras"}
-    )
+    assert set(before) == {"model.keras", "training.json"}
+
+    killed = run_cli("train", "--epochs", "1", "--seed", "3", "--out", out, env={FAULT_ENV: "publish:0"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert {p.name: sha256_file(p) for p in out.iterdir() if not p.name.startswith(".")} == before
-    leftovers = [p for p in out.iterdir() if p.name.startswith(".")]
-    assert leftovers and all(p.stat().st_size > 1_000_000 for p in leftovers), (
+    staged = [f for d in out.iterdir() if d.name.startswith(".") for f in d.iterdir()]
+    assert sorted(f.name for f in staged) == ["model.keras", "training.json"], staged
+    assert all(f.stat().st_size > 1_000_000 for f in staged if f.suffix == ".keras"), (
         "the kill must land with the new model written in full (else it proves nothing)"
     )
+
+    killed = run_cli("train", "--epochs", "1", "--seed", "3", "--out", out, env={FAULT_ENV: "publish:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert sha256_file(out / "model.keras") != before["model.keras"]
+    assert sha256_file(out / "training.json") == before["training.json"]
+    export = run_cli("export", "--model", out, "--out", tmp_path / "export", "--int8")
+    assert export.returncode == 2 and len(export.stderr.strip().splitlines()) == 1, export.stderr
+    assert "is not the model" in export.stderr and "digitkit train --out" in export.stderr
+    assert UNEXPECTED not in export.stderr and not (tmp_path / "export").exists()
+
     again = run_cli("train", "--epochs", "1", "--out", out)
-    assert again.returncode == 0
-    assert json.loads((out / "training.json").read_text())["test_accuracy"] > 0.9
+    assert again.returncode == 0, again.stderr
+    record = json.loads((out / "training.json").read_text())
+    assert record["model_sha256"] == sha256_file(out / "model.keras") and record["test_accuracy"] > 0.9
+    assert sorted(p.name for p in out.iterdir()) == ["model.keras", "training.json"]  # staging gone
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ import numpy as np
 
 from digitkit.export.tf_env import import_tensorflow
 from digitkit.runtime.errors import InputError
-from digitkit.runtime.files import atomic_path, ensure_writable_dir, write_json_atomic
+from digitkit.runtime.files import ensure_writable_dir, new_staging_dir, publish, write_json_atomic
 
 from .augment import AugmentConfig, epoch_images
 from .data import data_checksums, load_mnist
@@ -189,7 +190,7 @@ def train(
     on_epoch: Optional[Callable[[int, dict], None]] = None,
     on_batch: Optional[Callable[[int, int], None]] = None,
 ) -> dict:
-    """Train, evaluate on the test set, write model.keras and training.json atomically; return the record.
+    """Train, evaluate on the test set, publish model.keras and training.json (record last); return the record.
     ``on_epoch(epoch, metrics)`` after each epoch; ``on_batch(done, per_epoch)`` after each batch (it
     only reports: the weights are the same bytes with it or without)."""
     config.check()
@@ -268,34 +269,57 @@ def train(
     ood_images, ood_labels = ood_set(x_test, y_test)
     ood_predictions = model.predict(prepare(ood_images), batch_size=1000, verbose=0).argmax(axis=1)
 
-    model_path = out_dir / MODEL_NAME
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
-    from digitkit.runtime.hashing import sha256_file
+    # Both files are written in a staging folder, then renamed into place model first, record last:
+    # the record names its model's sha256, so a cut between the two renames leaves a pair that
+    # read_record refuses rather than one that silently describes another model.
+    staging = new_staging_dir(out_dir)
+    try:
+        model_path = staging / MODEL_NAME
+        model.save(model_path)
+        from digitkit.runtime.hashing import sha256_file
 
-    record = {
-        "config": config.to_json(),
-        "recipe": config.recipe,
-        "augment": asdict(config.augment) if config.augment else None,
-        "parameters": int(model.count_params()),
-        "epochs": epochs,
-        "test_loss": float(test_loss),
-        "test_accuracy": float(test_accuracy),
-        "ood_accuracy": float((ood_predictions == ood_labels).mean()),
-        "train_seconds": round(duration, 3),
-        "model_file": MODEL_NAME,
-        "model_sha256": sha256_file(model_path),
-        "versions": library_versions(),
-        "data_sha256": data_checksums(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_json_atomic(out_dir / RECORD_NAME, record)
+        record = {
+            "config": config.to_json(),
+            "recipe": config.recipe,
+            "augment": asdict(config.augment) if config.augment else None,
+            "parameters": int(model.count_params()),
+            "epochs": epochs,
+            "test_loss": float(test_loss),
+            "test_accuracy": float(test_accuracy),
+            "ood_accuracy": float((ood_predictions == ood_labels).mean()),
+            "train_seconds": round(duration, 3),
+            "model_file": MODEL_NAME,
+            "model_sha256": sha256_file(model_path),
+            "versions": library_versions(),
+            "data_sha256": data_checksums(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_json_atomic(staging / RECORD_NAME, record)
+        publish([model_path, staging / RECORD_NAME], out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return record
 
 
 def read_record(model_path: Path) -> Optional[dict]:
+    """The training.json beside ``model_path``, when it describes that very model (its sha256);
+    None when there is none. A record of another model is an error: it would put that model's
+    recipe and accuracy in the manifest."""
     path = Path(model_path).parent / RECORD_NAME
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    from digitkit.runtime.hashing import sha256_file
+
+    if not isinstance(record, dict) or Path(model_path).name != record.get("model_file", MODEL_NAME):
+        return None  # not this file's record
+    expected = record.get("model_sha256")
+    if expected is not None and sha256_file(model_path) != expected:
+        raise InputError(
+            f"{model_path} is not the model {path} describes (sha256 differs: a training run cut off "
+            "between its two files, or a model.keras copied in)",
+            f"Train again with `digitkit train --out {path.parent}`, or move {path.name} away to export "
+            "the model without its training record",
+        )
+    return record

@@ -83,6 +83,7 @@ def export(
     if model.is_dir() and (model / "model.keras").is_file():  # a training directory: its model
         model = model / "model.keras"
     require_model_file(model)
+    training = read_record(model)  # refused before the work when it is another model's
     ensure_writable_dir(out, "export", "--out")
     progress_line("loading MNIST and TensorFlow")
     (x_train, _), (x_test, y_test) = load_mnist(data_dir)
@@ -95,7 +96,7 @@ def export(
         x_test,
         y_test,
         data_checksums(),
-        read_record(model),
+        training,
         opset,
         c_rounding,
         on_target=lambda target: progress_line(
