@@ -36,6 +36,7 @@ import math
 import re
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Union
@@ -467,6 +468,38 @@ static void dm_axpy_{units}(int32_t *DM_RESTRICT acc, const int8_t *const *rows,
 """
 
 
+def _gather(value: str, row: str, units: int, group: int, indent: int) -> str:
+    """One input of a gather loop: its weight row and value queued when the value is nonzero, and
+    ``group`` queued inputs applied at once (dense and conv layers share it)."""
+    return textwrap.indent(
+        f"""const int32_t v = {value};
+rows[n] = {row};
+vals[n] = v;
+n += v != 0;
+if (n == {group}) {{
+    dm_axpy_{units}(acc, rows, vals);
+    n = 0;
+}}
+""",
+        " " * indent,
+    )
+
+
+def _flush(units: int, group: int, indent: int) -> str:
+    """After a gather loop: the last, partly filled group, padded with zero inputs."""
+    return textwrap.indent(
+        f"""if (n > 0) {{
+    for (k = n; k < {group}; k++) {{ /* pad the last pass with zero inputs */
+        rows[k] = rows[0];
+        vals[k] = 0;
+    }}
+    dm_axpy_{units}(acc, rows, vals);
+}}
+""",
+        " " * indent,
+    )
+
+
 def _dense_text(i: int, layer: Dense, group: int) -> str:
     """Layer ``i``'s accumulators: acc[c] = bias[c] + sum_k w[k][c] * (x[k] - offset), weights
     input-major (row k: input k's weights). Nonzero inputs are gathered ``group`` at a time without
@@ -484,23 +517,8 @@ static void dm_dense{i}(const uint8_t *x, int32_t *DM_RESTRICT acc)
         acc[c] = DM_B{i}[c];
     }}
     for (k = 0; k < {depth}; k++) {{
-        const int32_t v = {value};
-        rows[n] = DM_W{i} + k * {units};
-        vals[n] = v;
-        n += v != 0;
-        if (n == {group}) {{
-            dm_axpy_{units}(acc, rows, vals);
-            n = 0;
-        }}
-    }}
-    if (n > 0) {{
-        for (k = n; k < {group}; k++) {{ /* pad the last pass with zero inputs */
-            rows[k] = rows[0];
-            vals[k] = 0;
-        }}
-        dm_axpy_{units}(acc, rows, vals);
-    }}
-}}
+{_gather(value, f"DM_W{i} + k * {units}", units, group, 8)}    }}
+{_flush(units, group, 4)}}}
 """
 
 
@@ -559,24 +577,9 @@ static void dm_conv{i}(const uint8_t *x, uint8_t *DM_RESTRICT y, int32_t *DM_RES
                 const uint8_t *const line = x + ((oy * {sh} + ky) * {in_w} + ox * {sw}) * {channels};
                 const int8_t *const w = DM_W{i} + ky * {kw * channels * units};
                 for (k = 0; k < {kw * channels}; k++) {{
-                    const int32_t v = {value};
-                    rows[n] = w + k * {units};
-                    vals[n] = v;
-                    n += v != 0;
-                    if (n == {group}) {{
-                        dm_axpy_{units}(acc, rows, vals);
-                        n = 0;
-                    }}
-                }}
+{_gather(value, f"w + k * {units}", units, group, 20)}                }}
             }}
-            if (n > 0) {{
-                for (k = n; k < {group}; k++) {{ /* pad the last pass with zero inputs */
-                    rows[k] = rows[0];
-                    vals[k] = 0;
-                }}
-                dm_axpy_{units}(acc, rows, vals);
-            }}
-            for (c = 0; c < {units}; c++) {{
+{_flush(units, group, 12)}            for (c = 0; c < {units}; c++) {{
                 const int32_t r = {requantize};
                 {store}
             }}

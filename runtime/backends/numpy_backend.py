@@ -215,17 +215,33 @@ class _Planner:
             self.matmuls.append(hybrid.matmul)
             return nk.HybridConv2D(window, hybrid)
         if x.dtype == np.int8 and y.dtype == np.int8:
-            if bias is not None and bias.dtype != np.int32:
-                raise nk.unsupported(f"An int8 CONV_2D has a {bias.dtype.name} bias, not int32")
-            in_scale, zp_in = _per_tensor(x, "conv input")
-            out_scale, zp_out = _per_tensor(y, "conv output")
-            qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
-            fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
-            layer = nk.QuantizedDense(rows, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange)
-            int_kernel = fc(layer)
-            self.matmuls.append(int_kernel.matmul)
-            return nk.Conv2D(window, int_kernel)
+            return nk.Conv2D(
+                window, self._int8_matmul("CONV_2D", "conv", rows, wq.scale, bias, x, y, activation)
+            )
         raise nk.unsupported(f"The model uses CONV_2D from {x.dtype.name} to {y.dtype.name}")
+
+    def _int8_matmul(
+        self,
+        op_name: str,
+        what: str,
+        w: np.ndarray,
+        scale: np.ndarray,
+        bias: Optional[np.ndarray],
+        x: Tensor,
+        y: Tensor,
+        activation: int,
+    ) -> nk.Kernel:
+        """The int8 matrix product a FULLY_CONNECTED or a CONV_2D (over its windows) runs, in this
+        backend's rounding (LiteRT's or TFLite Micro's)."""
+        if bias is not None and bias.dtype != np.int32:
+            raise nk.unsupported(f"An int8 {op_name} has a {bias.dtype.name} bias, not int32")
+        in_scale, zp_in = _per_tensor(x, f"{what} input")
+        out_scale, zp_out = _per_tensor(y, f"{what} output")
+        qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
+        fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
+        kernel = fc(nk.QuantizedDense(w, scale, bias, in_scale, zp_in, out_scale, zp_out, qrange))
+        self.matmuls.append(kernel.matmul)
+        return kernel
 
     def _max_pool(self, op: Operator, x: Tensor, y: Tensor) -> nk.Kernel:
         options = self._options(op)
@@ -291,15 +307,9 @@ class _Planner:
             self.matmuls.append(kernel.matmul)
             return kernel
         if x.dtype == np.int8 and y.dtype == np.int8:
-            if bias is not None and bias.dtype != np.int32:
-                raise nk.unsupported(f"An int8 FULLY_CONNECTED has a {bias.dtype.name} bias, not int32")
-            in_scale, zp_in = _per_tensor(x, "fully connected input")
-            out_scale, zp_out = _per_tensor(y, "fully connected output")
-            qrange = nk.quantized_range(activation, out_scale, zp_out, y.dtype)
-            fc = nm.FullyConnectedMicro if self.micro else nk.FullyConnectedInt8
-            int_kernel = fc(nk.QuantizedDense(w, wq.scale, bias, in_scale, zp_in, out_scale, zp_out, qrange))
-            self.matmuls.append(int_kernel.matmul)
-            return int_kernel
+            return self._int8_matmul(
+                "FULLY_CONNECTED", "fully connected", w, wq.scale, bias, x, y, activation
+            )
         raise nk.unsupported(
             f"The model uses FULLY_CONNECTED from {x.dtype.name} to {y.dtype.name}, which the numpy backend does not run"
         )
