@@ -149,6 +149,8 @@ def bias_after_gemm(model) -> int:
     producers = {output: node for node in model.graph.node for output in node.output}
     rewritten = 0
     for gemm in [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) == 3]:
+        if any(a.name == "beta" and a.f != 1.0 for a in gemm.attribute):  # Sum adds C unscaled
+            continue
         dequantize = producers.get(gemm.input[2])
         if dequantize is None or dequantize.op_type != "DequantizeLinear":
             continue
