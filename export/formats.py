@@ -124,7 +124,7 @@ TARGETS = (
         "int8",
         "digit_mlp_int8.onnx",
         "digitkit.export.onnx:export_int8",
-        "QDQ Gemm: int8 weights (per-channel) and activations, calibrated; float32 biases",
+        "QDQ Gemm: int8 weights (per-channel) and activations, calibrated; int32 biases",
         "float32 in, float32 out",
     ),
     ExportTarget(

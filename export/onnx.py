@@ -102,16 +102,17 @@ def _fp32_file(ctx: ExportContext) -> Path:
     return path
 
 
-# Biases stay float32 inside the int8 Gemm graph. With int32 biases (ONNX Runtime's default, scaled
-# input_scale × weight_scale) OpenCV 5.x cannot load the model (`bufidx >= 0` in argTensor) and
-# OpenCV 4.x computes only the first image of a batch right: both need Gemm's C input constant.
-# Measured in docs/onnx-clients.md; True writes the int32 form for clients that want it.
-INT32_BIASES = False
+# The int8 model's biases are int32, scaled input_scale × weight_scale (ONNX Runtime's QuantizeBias),
+# each added by a Sum after its Gemm rather than as Gemm's C input (`bias_after_gemm`): with C =
+# DequantizeLinear(int32) OpenCV 4.x gets every image of a batch but the first wrong and OpenCV 5.x
+# cannot load the model. docs/onnx-clients.md has the measurements; False keeps float32 biases in C.
+INT32_BIASES = True
 
 
 def export_int8(ctx: ExportContext, path: Path) -> ConverterInfo:
     """Static QDQ quantization of the Gemm graph: per-channel int8 weights, int8 activations, MinMax
     calibration; biases as ``INT32_BIASES`` says."""
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -125,7 +126,51 @@ def export_int8(ctx: ExportContext, path: Path) -> ConverterInfo:
         weight_type=QuantType.QInt8,
         extra_options={"QuantizeBias": INT32_BIASES},
     )
+    if INT32_BIASES:
+        model = onnx.load_model(str(path))
+        bias_after_gemm(model)
+        onnx.save_model(model, str(path))
     return _converter_info(ctx, quantizer=True)
+
+
+def bias_after_gemm(model) -> int:
+    """Each Gemm(A, B, DequantizeLinear(int32 bias)) becomes Sum(Gemm(A, B), DequantizeLinear(bias)),
+    the bias reshaped from [N] to [1, N] (per-channel scales then on axis 1); returns how many.
+
+    The same values in a form every client handles. OpenCV 4.x folds the bias's DequantizeLinear into
+    a constant without the 1-D mark an initializer gets (real_ndims_C), so its Gemm takes C as M×N and
+    copies M×N values from N: only the first image of a batch gets its bias. A [1, N] operand of an
+    elementwise op broadcasts there. OpenCV 5.x cannot load a Gemm whose C is a DequantizeLinear output
+    (`bufidx >= 0` in argTensor). ONNX Runtime fuses Gemm + Sum back into one Gemm (GemmSumFusion)
+    before its QDQ fusion, so it runs the same QGemm as for its own form, with identical outputs."""
+    from onnx import TensorProto, helper
+
+    initializers = {i.name: i for i in model.graph.initializer}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    rewritten = 0
+    for gemm in [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) == 3]:
+        if any(a.name == "beta" and a.f != 1.0 for a in gemm.attribute):  # Sum adds C unscaled
+            continue
+        dequantize = producers.get(gemm.input[2])
+        if dequantize is None or dequantize.op_type != "DequantizeLinear":
+            continue
+        bias = initializers.get(dequantize.input[0])
+        if bias is None or bias.data_type != TensorProto.INT32 or len(bias.dims) != 1:
+            continue
+        width = bias.dims[0]
+        del bias.dims[:]
+        bias.dims.extend([1, width])
+        if len(initializers[dequantize.input[1]].dims) == 1:  # per-channel scale
+            del dequantize.attribute[:]
+            dequantize.attribute.append(helper.make_attribute("axis", 1))
+        output = gemm.output[0]
+        gemm.output[0] = f"{output}_without_bias"
+        bias_sum = helper.make_node(
+            "Sum", [gemm.output[0], gemm.input.pop()], [output], name=f"{gemm.name}_bias"
+        )
+        model.graph.node.insert(list(model.graph.node).index(gemm) + 1, bias_sum)
+        rewritten += 1
+    return rewritten
 
 
 def export_dynamic(ctx: ExportContext, path: Path) -> ConverterInfo:
