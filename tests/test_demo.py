@@ -31,6 +31,11 @@ def demo_commands(runs: Path) -> list[list[str]]:
     return [shlex.split(line) for line in listed.splitlines() if line.strip()]
 
 
+def verify_rows(text: str) -> set[tuple[str, str, str]]:
+    """(verdict, artifact, backend) of each row of a verify table."""
+    return {tuple(line.split()[:3]) for line in text.splitlines() if line.split()[:1] in (["PASS"], ["FAIL"])}
+
+
 def test_make_demo_runs_end_to_end(seed_model_dir, mnist_test, tmp_path):
     runs = tmp_path / "runs"
     commands = demo_commands(runs)
@@ -81,6 +86,13 @@ def test_make_demo_runs_end_to_end(seed_model_dir, mnist_test, tmp_path):
     assert row.split()[:3] == [str(runs / "sample-digit.png"), "digit", str(label)], outputs["predict"]
     summary = json.loads((runs / "verify.json").read_text())
     assert summary["passed"] and len(summary["results"]) >= 6
+    # The README's sample verify table has the rows make demo prints: the same artifact/backend pairs,
+    # each PASS, and the same closing count (the figures are that machine's: accuracy differs by CPU).
+    printed = verify_rows(outputs["verify"])
+    shown = verify_rows((ROOT / "README.md").read_text().split("## Commands")[0])
+    assert shown == printed, f"README's table: {sorted(shown)}\nmake demo's: {sorted(printed)}"
+    count = f"PASS: {len(printed)} of {len(printed)} artifact/backend pairs pass."
+    assert count in outputs["verify"] and count in (ROOT / "README.md").read_text()
     assert (runs / "report" / "index.html").is_file()
 
 
