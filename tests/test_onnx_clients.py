@@ -344,3 +344,42 @@ def test_a_lone_renamed_artifact_says_what_it_is(export_dir, tmp_path, mnist_tes
         model = load(lone, backend=backend)
         assert model.mode == mode and model.metadata is not None
         assert (model.predict(mnist_test[0][:1000]) == mnist_test[1][:1000]).mean() > 0.95
+
+
+def _usability(path: Path) -> tuple[str, str, str, str]:
+    """ONNX Runtime Mobile's usability checker on ``path``: (NNAPI as is, NNAPI with fixed shapes,
+    CoreML as is, CoreML with fixed shapes), CoreML's NeuralNetwork and MLProgram agreeing."""
+    done = subprocess.run(
+        [sys.executable, "-m", "onnxruntime.tools.check_onnx_model_mobile_usability", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    verdicts = {}
+    for line in (done.stdout + done.stderr).splitlines():
+        if "Model should perform well with" in line:
+            claim, verdict = line.split("Model should perform well with ", 1)[1].rsplit(": ", 1)
+            verdicts[claim] = verdict.strip()
+    assert verdicts, done.stdout + done.stderr
+
+    def fixed(ep: str) -> str:  # without the line, fixing the shapes changes nothing: the verdict as is
+        return verdicts.get(f"{ep} if modified to have fixed input shapes", verdicts[f"{ep} as is"])
+
+    coreml = {verdicts["CoreML NeuralNetwork as is"], verdicts["CoreML MLProgram as is"]}
+    coreml_fixed = {fixed("CoreML NeuralNetwork"), fixed("CoreML MLProgram")}
+    assert len(coreml) == len(coreml_fixed) == 1, verdicts  # the docs give one CoreML column each
+    return verdicts["NNAPI as is"], fixed("NNAPI"), coreml.pop(), coreml_fixed.pop()
+
+
+def test_the_mobile_usability_table_is_what_the_checker_says(export_dir):
+    """docs/onnx-clients.md's table (NNAPI and CoreML, as exported and with the batch fixed): each
+    cell's YES/NO is what onnxruntime's checker says about the exported artifact today."""
+    text = (ROOT / "docs" / "onnx-clients.md").read_text()
+    table = text[text.index("| artifact | NNAPI as exported |") :].split("\n\n")[0].splitlines()[2:]
+    documented = {}
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        documented[cells[0]] = tuple(c.split()[0] for c in cells[1:5])
+    assert set(documented) == {"fp32", "int8", "dynamic"}, documented
+    for mode, verdicts in documented.items():
+        assert _usability(export_dir / f"digit_mlp_{mode}.onnx") == verdicts, mode
