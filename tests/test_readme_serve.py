@@ -152,11 +152,12 @@ def _read_only_wrapper() -> list[str]:
 
 
 def _writable_mounts(pid: int) -> list[str]:
-    mounts = [line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()]
+    """The mount points writable to process `pid` (where two are stacked, the top one counts)."""
+    visible = {m[4]: m[5] for m in map(str.split, Path(f"/proc/{pid}/mountinfo").read_text().splitlines())}
     return [
-        m[4]
-        for m in mounts
-        if "rw" in m[5].split(",") and not (m[4] in ("/proc", "/sys") or m[4].startswith(("/proc/", "/sys/")))
+        point
+        for point, options in visible.items()
+        if "rw" in options.split(",") and not (point in ("/proc", "/sys") or point.startswith(("/proc/", "/sys/")))
     ]
 
 
