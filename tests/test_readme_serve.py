@@ -23,11 +23,15 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve import ARTIFACT, DIGITKIT, Server, _raw, model_path, sample_files  # noqa: F401 (fixtures)
+import test_serve
+from test_serve import ARTIFACT, DIGITKIT, Server, _raw
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "examples" / "systemd" / "digitkit-serve.service"
 EIGHT_MB = 8 * 1024 * 1024
+
+model_path = test_serve.model_path  # test_serve's fixtures: the served artifact, the sample files
+sample_files = test_serve.sample_files
 
 
 class Launched(Server):
@@ -100,13 +104,17 @@ def test_the_defaults_port_8000_an_8_mb_body_and_a_10_s_body_timeout(model_path,
         assert info["input"]["preprocessing"] == manifest["preprocessing"]
         assert "28x28" in info["input"]["preprocessing"]["image"]
 
-        head = "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n"
+        head = (
+            "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n"
+        )
         over = _raw(server, head.format(EIGHT_MB + 1).encode())
         assert over.startswith(b"HTTP/1.1 413"), over[:200]
         status, _, answer = server.post(b"\0" * EIGHT_MB, "image/png")
         assert status == 400 and "not" in answer["error"].lower(), answer  # read in full: not an image
         chunk = b"\0" * (1024 * 1024)
-        chunked = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(8)) + b"1\r\n\0\r\n0\r\n\r\n"
+        chunked = (
+            b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(8)) + b"1\r\n\0\r\n0\r\n\r\n"
+        )
         over = _raw(
             server,
             b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
@@ -157,7 +165,8 @@ def _writable_mounts(pid: int) -> list[str]:
     return [
         point
         for point, options in visible.items()
-        if "rw" in options.split(",") and not (point in ("/proc", "/sys") or point.startswith(("/proc/", "/sys/")))
+        if "rw" in options.split(",")
+        and not (point in ("/proc", "/sys") or point.startswith(("/proc/", "/sys/")))
     ]
 
 
@@ -347,8 +356,10 @@ def test_the_page_asks_for_the_token_once_and_draws_with_a_finger(model_path, tm
             driver.find_element(By.ID, "clear").click()
             _draw_a_seven(driver, pad, touch=False)
             wait.until(
-                lambda d: d.find_element(By.ID, "digit").text == "7"
-                and "server" in d.find_element(By.ID, "timing").text
+                lambda d: (
+                    d.find_element(By.ID, "digit").text == "7"
+                    and "server" in d.find_element(By.ID, "timing").text
+                )
             )
             assert driver.execute_script("return window.kinds") == ["touch", "mouse"]
             assert driver.execute_script("return window.asked") == 0
