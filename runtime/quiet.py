@@ -28,12 +28,23 @@ class Captured:
         return [line for line in self.text.splitlines() if line.strip()][-lines:]
 
 
+def _scratch_file() -> IO[bytes]:
+    """An anonymous file to hold captured output: in memory (memfd) where the OS offers it, so that
+    loading a model needs no writable directory (`digitkit serve` runs on a read-only file system)."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return os.fdopen(os.memfd_create("digitkit-output", os.MFD_CLOEXEC), "w+b")
+        except OSError:  # refused (a sandbox's seccomp filter): a temporary file then
+            pass
+    return tempfile.TemporaryFile(mode="w+b")
+
+
 @contextlib.contextmanager
 def quiet_output() -> Iterator[Captured]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with _scratch_file() as sink:
         captured = Captured(sink)
         with warnings.catch_warnings(record=True) as recorded:
             warnings.simplefilter("always")
@@ -63,7 +74,7 @@ def without_notices() -> Iterator[None]:
     """fd 2 held while a native runtime starts, its start-up notice (LiteRT's "INFO: Created
     TensorFlow Lite XNNPACK delegate for CPU.") dropped and anything else written again: the library
     stays silent for API users too. Unlike ``quiet_output`` it leaves fd 1 and warnings alone."""
-    with _FD2, tempfile.TemporaryFile(mode="w+b") as sink:
+    with _FD2, _scratch_file() as sink:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)

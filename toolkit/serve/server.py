@@ -152,7 +152,9 @@ def run(
         http=deadline_protocol(settings.body_timeout),
         timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
         timeout_graceful_shutdown=5,
-        limit_concurrency=max_connections,
+        # uvicorn answers 503 once the open connections, counting the one asking, reach the limit:
+        # one more, so that --max-connections N serves N connections and refuses the N+1th.
+        limit_concurrency=None if max_connections is None else max_connections + 1,
         h11_max_incomplete_event_size=16 * 1024,  # request line and headers
     )
     uvicorn.Server(config).run(sockets=[sock])
