@@ -377,3 +377,45 @@ def test_verify_measures_at_batch_1000_and_bench_latency_at_batch_1(defaults_run
     assert measured.batch1_median_us > 0
     assert set(batches) == {1, 32}
     assert batches.count(1) >= 200, "the latency figures are medians of at least 200 batch-1 calls"
+
+
+BLAS_THREADS_PROBE = """
+import json, os, sys, threading
+import numpy as np
+from digitkit.runtime import load
+from digitkit.toolkit.data import load_mnist_test
+from digitkit.toolkit.verification import evaluate
+
+def other_threads_ticks():
+    main, ticks = threading.get_native_id(), 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) != main:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+x_test, _ = load_mnist_test()
+model = load(sys.argv[1], backend="numpy")
+before = other_threads_ticks()
+for _ in range(3):
+    evaluate(model, x_test)
+print(json.dumps({"threads": len(os.listdir("/proc/self/task")), "ticks": other_threads_ticks() - before}))
+"""
+
+
+def test_the_numpy_rows_run_on_numpys_multithreaded_blas(defaults_run):
+    """L22: verify's timed pass (`evaluate`) on the numpy backend keeps threads other than the caller's
+    busy: numpy's BLAS pool (the process imports nothing else that starts threads). Linux /proc."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: numpy's BLAS runs single-threaded here")
+    cwd, _ = defaults_run
+    probe = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS_PROBE, str(cwd / "runs" / "export" / "digit_mlp_fp32.tflite")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr
+    measured = json.loads(probe.stdout)
+    assert measured["threads"] > 1 and measured["ticks"] > 0, measured
