@@ -116,7 +116,8 @@ def test_export_defaults_runs_export_calibration_500_seed_0_and_units(defaults_r
 def test_bundle_defaults_dir_runs_export_out_runs_bundle_and_json(defaults_run):
     """L50 `[DIR]` defaults to runs/export, `--out` to runs/bundle; L66 `bundle --json`; L71 bytes."""
     cwd, runs = defaults_run
-    summary = json.loads(runs["bundle"].stdout)
+    summary = json.loads(runs["bundle"].stdout)  # --json alone: the whole of stdout is the JSON
+    assert "writing" not in runs["bundle"].stderr, "no progress off a terminal"
     bundle, archive = cwd / "runs" / "bundle", cwd / "runs" / "bundle.tar.gz"
     assert (Path(summary["bundle"]), Path(summary["archive"])) == (
         Path("runs/bundle"),
@@ -261,8 +262,8 @@ def read_with_stderr_on_a_terminal(args: list[str], cwd: Path) -> tuple[subproce
 
 
 def test_long_steps_show_progress_on_a_terminal_only(defaults_run, tmp_path):
-    """L59-61: on a terminal, verify and export announce their long steps on stderr (off one they do
-    not: the tests above); stdout keeps only the result."""
+    """L59-61: on a terminal, verify, export, bench and bundle announce their long steps on stderr (off
+    one they do not: the tests above); stdout keeps only the result."""
     cwd, _ = defaults_run
     export = cwd / "runs" / "export"
     verify, terminal = read_with_stderr_on_a_terminal(
@@ -279,6 +280,18 @@ def test_long_steps_show_progress_on_a_terminal_only(defaults_run, tmp_path):
     assert "digitkit: loading MNIST and TensorFlow ..." in terminal
     assert "digitkit: exporting digit_mlp_fp32.tflite (tflite fp32) ..." in terminal
     assert "exporting" not in made.stdout
+
+    measured, terminal = read_with_stderr_on_a_terminal(
+        ["bench", "--model", export / "digit_mlp_int8.tflite", "--backend", "numpy", "--seconds", "0.01"], cwd
+    )
+    assert measured.returncode == 0, terminal
+    assert "digitkit: measuring digit_mlp_int8.tflite on numpy ..." in terminal
+
+    bundled, terminal = read_with_stderr_on_a_terminal(
+        ["bundle", export, "--no-wheel", "--out", tmp_path / "bundle"], cwd
+    )
+    assert bundled.returncode == 0, terminal
+    assert "digitkit: writing bundle.tar.gz ..." in terminal
 
 
 def test_doctor_reports_the_os(tmp_path):
