@@ -68,6 +68,7 @@ def test_train_defaults_seed_0_out_runs_train_one_line_per_epoch_and_json(defaul
     assert json.loads((out / "training.json").read_text()) == record
     assert record["model_sha256"] == sha256(out / "model.keras")
     assert record["config"]["seed"] == 0 and record["config"]["batch_size"] == 128
+    assert (record["recipe"], record["augment"]) == ("mlp", None)
     assert [e["epoch"] for e in record["epochs"]] == list(range(1, TRAIN_EPOCHS + 1))
     epoch_lines = [line for line in train.stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epoch_lines] == [
