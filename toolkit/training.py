@@ -12,6 +12,7 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -275,7 +276,13 @@ def train(
     staging = new_staging_dir(out_dir)
     try:
         model_path = staging / MODEL_NAME
-        model.save(model_path)
+        with (
+            warnings.catch_warnings()
+        ):  # Keras 3.15 saving TF variables under numpy 2: not the user's concern
+            warnings.filterwarnings(
+                "ignore", "__array__ implementation doesn't accept a copy keyword", DeprecationWarning
+            )
+            model.save(model_path)
         from digitkit.runtime.hashing import sha256_file
 
         record = {
