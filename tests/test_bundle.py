@@ -52,7 +52,9 @@ def test_bundle_holds_what_a_device_needs(bundle_dir):
         and set(manifest.bundle.parity_set) == set(TEST_FILES)
     )
     readme = (bundle_dir / "README.md").read_text()
-    assert "[litert,cli]" in readme and "[tflite,cli]" in readme and "python3-numpy" in readme
+    assert (
+        "[litert,cli,images]" in readme and "[tflite,cli]" in readme and "python3-numpy python3-pil" in readme
+    )
     with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
         assert "pi/manifest.json" in tar.getnames()
 
