@@ -177,17 +177,25 @@ def _words(path: Path) -> str:
     return " ".join(path.read_text().split())
 
 
+def _lines(path: Path) -> set[str]:
+    """Each line of ``path``, stripped: a command in a code block is a whole line."""
+    return {line.strip() for line in path.read_text().splitlines()}
+
+
 def readme_install_lines(kind: str, bundle_readme: Path, extras: str | None = None) -> tuple[str, ...]:
     """Step 3's lines for ``kind`` (README_INSTALL), ``extras`` replacing `[cli]` where the README says
-    "the same lines with" them; checked against the README and the bundle's own README."""
+    "the same lines with" them; checked, whole lines, against the README and the bundle's own README,
+    which must also give the activate line and steps 4-6 as lines of their own."""
     lines = README_INSTALL[kind]
-    text, inside = _words(ROOT / "README.md"), _words(bundle_readme)
+    readme, inside = _lines(ROOT / "README.md"), _lines(bundle_readme)
     for line in lines:
-        assert line in text and line in inside, f"the README's install line changed: {line}"
+        assert line in readme and line in inside, f"the README's install line changed: {line}"
+    for line in (README_ACTIVATE, README_VERIFY, README_PREDICT, README_BENCH):
+        assert line in inside, f"the bundle's README does not give {line!r} as a line"
     if extras is not None:
-        assert README_TFLITE_EXTRAS in text and README_TFLITE_EXTRAS in inside, (
-            "the README's bookworm line changed"
-        )
+        assert README_TFLITE_EXTRAS in _words(ROOT / "README.md") and README_TFLITE_EXTRAS in _words(
+            bundle_readme
+        ), "the README's bookworm line changed"
         lines = tuple(line.replace("[cli]", f"[{extras}]") for line in lines)
     return lines
 
@@ -276,11 +284,13 @@ class ReadmeRun:
 def readme_results(out: Path, files: tuple[str, ...]) -> ReadmeRun:
     """Steps 4-6's outputs in ``out`` (readme_steps), after checking that each exited 0 and that the README
     and ``out``'s bundle README still give them; ``files`` are the bundle's artifacts (bench's rows)."""
-    text = _words(ROOT / "README.md")
-    assert README_BUNDLE in text and README_ACTIVATE in text, "the README's device steps changed"
+    text = _words(ROOT / "README.md")  # the README quotes each command in backticks
+    assert f"`{README_BUNDLE}`" in text and f"`{README_ACTIVATE}`" in text, (
+        "the README's device steps changed"
+    )
+    assert f"`{CHEAP_BENCH}`" in text, "the README no longer says how the emulated devices shorten bench"
     for step, command in README_STEPS.items():
-        assert command.replace(f" {CHEAP_BENCH}", "") in text, f"the README's step changed: {command}"
-        assert CHEAP_BENCH in text, "the README no longer says how the emulated devices shorten bench"
+        assert f"`{command.replace(f' {CHEAP_BENCH}', '')}`" in text, f"the README's step changed: {command}"
         rc = (out / f"readme-{step}.rc").read_text().strip()
         assert rc == "0", (
             f"{command}: exit {rc}\n{(out / f'readme-{step}.out').read_text()}\n{(out / f'readme-{step}.err').read_text()}"
