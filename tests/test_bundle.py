@@ -27,7 +27,9 @@ def bundle_dir(export_dir, tmp_path_factory):
     assert result.exit_code == 0, result.output
     wheel = next(out.glob("digitkit-*.whl")).name
     assert "32-bit Pi OS trixie, riscv64, any CPU: sudo apt install python3-numpy" in result.output
-    assert f'pip install "./{wheel}[cli]"  (numpy backend)' in result.output  # each platform its install line
+    assert (
+        f'pip install "./pi/{wheel}[cli]"  (numpy backend)' in result.output
+    )  # each platform its install line
     return out
 
 

@@ -78,8 +78,9 @@ _NUMPY_VENV = (
 
 
 def install_lines(wheel: Optional[Path]) -> list[tuple[str, str]]:
-    """(platform, command) pairs: how each kind of device installs this bundle's digitkit."""
-    package = f"./{wheel.name}" if wheel else "digitkit"
+    """(platform, command) pairs: how each kind of device installs this bundle's digitkit, typed beside the
+    unpacked bundle as its README says."""
+    package = f"./{wheel.parent.name}/{wheel.name}" if wheel else "digitkit"
     pip = "~/digitkit-env/bin/pip install"
     return [
         ("64-bit Pi OS (aarch64)", f'python3 -m venv ~/digitkit-env && {pip} "{package}[litert,cli,images]"'),
