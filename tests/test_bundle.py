@@ -27,7 +27,9 @@ def bundle_dir(export_dir, tmp_path_factory):
     assert result.exit_code == 0, result.output
     wheel = next(out.glob("digitkit-*.whl")).name
     assert "32-bit Pi OS trixie, riscv64, any CPU: sudo apt install python3-numpy" in result.output
-    assert f'pip install "./{wheel}[cli]"  (numpy backend)' in result.output  # each platform its install line
+    assert (
+        f'pip install "./pi/{wheel}[cli]"  (numpy backend)' in result.output
+    )  # each platform its install line
     return out
 
 
@@ -52,7 +54,9 @@ def test_bundle_holds_what_a_device_needs(bundle_dir):
         and set(manifest.bundle.parity_set) == set(TEST_FILES)
     )
     readme = (bundle_dir / "README.md").read_text()
-    assert "[litert,cli]" in readme and "[tflite,cli]" in readme and "python3-numpy" in readme
+    assert (
+        "[litert,cli,images]" in readme and "[tflite,cli]" in readme and "python3-numpy python3-pil" in readme
+    )
     with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
         assert "pi/manifest.json" in tar.getnames()
 

@@ -1,88 +1,101 @@
-"""Issue 13: a runtime for every CPU. Debian trixie (Raspberry Pi OS's current base, Python 3.13)
-on arm64, armhf and riscv64, under qemu user-mode emulation.
+"""Issues 13 and 20: a runtime for every CPU, and the README's device steps as written on each. Debian
+trixie (Raspberry Pi OS's current base, Python 3.13) on arm64, armhf and riscv64, under qemu user-mode
+emulation.
 
-One bundle (int8 and int8-pixels TFLite for the exactness claim, fp32 TFLite, int8 ONNX) is made and
-verified on the host once per module. In each emulated root file system the bundle's digitkit wheel
-is installed as the bundle's README tells a user of that platform:
+On the host, the README's step 1 makes its bundle (the int8 and int8-pixels TFLite models), unpacked as
+`bundle/` beside `photo.jpg` (an MNIST test digit as dark ink on grey paper, JPEG), and verified here;
+a second bundle holds the int8 ONNX model. In each emulated root file system the README's step 3 runs
+as the README gives it for that platform (helpers.readme_install: the pip line as written, offline):
 
-- trixie arm64 (64-bit Pi OS): a plain venv, `pip install "./digitkit-*.whl[litert,onnxruntime,cli]"`
-  from cp313 aarch64 wheels of numpy, LiteRT 2.3.0 and onnxruntime 1.32.0 (PyPI, downloaded on the
-  host); QEMU_CPU=cortex-a76 with a Pi 5 cpuinfo bound.
-- trixie armhf (32-bit Pi OS, the only OS for a Pi Zero): Debian's python3-numpy and
-  python3-onnxruntime, a venv with --system-site-packages, `pip install "./digitkit-*.whl[cli]"`;
-  QEMU_CPU=cortex-a7.
-- trixie riscv64 (any other CPU): Debian's python3-numpy, the same venv and install; qemu's default CPU.
+- trixie arm64 (64-bit Pi OS): `python3 -m venv ~/digitkit-env`, `pip install "./bundle/digitkit-*.whl
+  [litert,cli,images]"` from cp313 aarch64 wheels (numpy, LiteRT 2.3.0, Pillow; onnxruntime 1.32.0 after
+  it, for the ONNX model); QEMU_CPU=cortex-a76 with a Pi 5 cpuinfo bound.
+- trixie armhf (32-bit Pi OS, the only OS for a Pi Zero): `sudo apt install python3-numpy python3-pil
+  python3-venv` (the root file system's packages, with python3-onnxruntime), a venv with
+  --system-site-packages, `pip install "./bundle/digitkit-*.whl[cli]"`; QEMU_CPU=cortex-a7.
+- trixie riscv64 (any other CPU): the same lines, Debian's numpy and Pillow; qemu's default CPU.
 
-Then the real CLI, `digitkit verify --bundle /work/bundle --json ...`, runs there over all 10,000 test
-images on every installed backend (riscv64: the TFLite artifacts only, as no ONNX runtime exists
-there). Every row must pass verify's gates. The numpy backend's int8 and int8-pixels probabilities,
-saved in the chroot through `digitkit.runtime.load(path, backend="numpy").predict_proba`, must equal
-the host's numpy backend's and the host's LiteRT's bit for bit; for the native backends (LiteRT on
-aarch64, onnxruntime) the images and values that differ from x86 are counted, reported, and must stay
-within the gates. The chroot needs no network. Emulated speed is the emulator's, never a device's.
+Then, in one run: steps 4-6 as written after `. ~/digitkit-env/bin/activate` (`digitkit verify --bundle
+bundle` over all 10,000 test images on every installed backend, which is this test's verify of the
+TFLite models; `digitkit predict photo.jpg --model bundle/digit_mlp_int8_pixels.tflite`; `digitkit bench
+--bundle bundle` with shorter measurements), then `digitkit verify` of the int8 ONNX model where an ONNX
+runtime exists, beside a script saving the probabilities through `digitkit.runtime.load(path,
+backend).predict_proba`. Every verify row must pass; the numpy backend's int8 and int8-pixels
+probabilities must equal the host's numpy backend's and the host's LiteRT's bit for bit (so its printed
+accuracy and agreement equal the host's, and its predict output the host's line for line); for the native
+backends (LiteRT on aarch64, onnxruntime) the images and values that differ from x86 are counted,
+reported, and must stay within the gates. predict must name the model and the backend `auto` chose and
+print the photo's digit; bench a row per artifact and backend. The chroot needs no network. Emulated
+speed is the emulator's, never a device's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from emulation import aarch64 as emu
-from helpers import bundle_verified_on_host, wheel_requirements
+from helpers import (
+    README_PREDICT,
+    README_STEPS,
+    bundle_verified_on_host,
+    host_predict,
+    pin,
+    readme_bundle,
+    readme_install,
+    readme_install_lines,
+    readme_photo,
+    readme_results,
+    readme_steps,
+    run_cli,
+    wheel_requirements,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 
-INT8, INT8_PIXELS, FP32, ONNX_INT8 = (
+INT8, INT8_PIXELS, ONNX_INT8 = (
     "digit_mlp_int8.tflite",
     "digit_mlp_int8_pixels.tflite",
-    "digit_mlp_fp32.tflite",
     "digit_mlp_int8.onnx",
 )
-ARTIFACTS = [INT8, INT8_PIXELS, FP32, ONNX_INT8]
+README_FILES = (INT8, INT8_PIXELS)  # the README's bundle
 EXACT = [INT8, INT8_PIXELS]  # the numpy backend must equal x86 bit for bit on these
 
 
 @dataclass(frozen=True)
 class Device:
     name: str  # emulation.aarch64.TARGETS key
-    pins: tuple  # versions this test is about, downloaded with what the wheel's extras require
-    extras: str  # what the bundle README tells this platform's user to install
-    artifacts: tuple  # what `digitkit verify --artifact ...` runs there, on every installed backend
-    backends: dict  # {format: the backends verify must find installed}
+    install: str  # helpers.README_INSTALL: the README's step 3 for this platform
+    pins: tuple  # versions this test is about, downloaded with what the README's extras require
+    more: tuple  # installed after the README's line, for a check beyond the README's (the ONNX model)
+    backends: tuple  # what the README's verify and bench must find for the TFLite models, `auto`'s first
+    onnx: bool  # an ONNX runtime is there: the int8 ONNX model is verified too
     native: dict  # {artifact: native backend} whose outputs are compared with x86's value by value
 
 
-# fp32 TFLite is bundled (the host verifies it) but not verified under qemu: LiteRT about 60 s and
-# numpy about 25 s on arm64, a float numpy pass 1.5-3 minutes on armhf and riscv64, for outputs that
-# are not compared value by value anyway (float results differ from x86's in the last bits, 1.2e-6);
-# bookworm armhf (test_armhf.py) verifies fp32 under qemu, on tflite-runtime.
-# No ONNX runtime exists for riscv64 (the bundle README says: verify the TFLite files there).
+# No ONNX runtime exists for riscv64 (the README: the TFLite artifacts run on the numpy backend there).
 DEVICES = [
     Device(
         "trixie-arm64",
-        ("ai-edge-litert==2.3.0", "onnxruntime==1.32.0"),
-        "litert,onnxruntime,cli",
-        (INT8, INT8_PIXELS, ONNX_INT8),
-        {"tflite": ("litert", "numpy"), "onnx": ("onnxruntime",)},
+        "venv",
+        (pin("ai-edge-litert"), pin("onnxruntime"), pin("pillow")),
+        ("onnxruntime",),
+        ("litert", "numpy"),
+        True,
         {INT8: "litert", INT8_PIXELS: "litert", ONNX_INT8: "onnxruntime"},
     ),
-    Device(
-        "trixie-armhf",
-        (),
-        "cli",
-        (INT8, INT8_PIXELS, ONNX_INT8),
-        {"tflite": ("numpy",), "onnx": ("onnxruntime",)},
-        {ONNX_INT8: "onnxruntime"},
-    ),
-    Device("trixie-riscv64", (), "cli", (INT8, INT8_PIXELS), {"tflite": ("numpy",)}, {}),
+    Device("trixie-armhf", "debian", (), (), ("numpy",), True, {ONNX_INT8: "onnxruntime"}),
+    Device("trixie-riscv64", "debian", (), (), ("numpy",), False, {}),
 ]
 
-# Run in the chroot: what it is, then probabilities over the 10,000 images through digitkit's API:
-# the numpy backend on EXACT, and each native backend named on the command line ("file=backend").
+# Run in the chroot: what it is, then probabilities over the 10,000 images through digitkit's API, for
+# each "path=backend" on the command line.
 DEVICE_SCRIPT = """
 import importlib.metadata, json, platform, struct, sys, time
 started = time.monotonic()
@@ -98,25 +111,28 @@ def version(name):
 
 info = {"machine": platform.machine(), "python": platform.python_version(), "pointer_bits": 8 * struct.calcsize("P"),
         "numpy": numpy.__version__, "numpy_file": numpy.__file__}
-try:
-    import onnxruntime
-    info["onnxruntime"], info["onnxruntime_file"] = onnxruntime.__version__, onnxruntime.__file__
-except ImportError:
-    pass
+for module in ("onnxruntime", "PIL"):
+    try:
+        imported = __import__(module)
+        info[module], info[module + "_file"] = imported.__version__, imported.__file__
+    except ImportError:
+        pass
 info["litert"] = version("ai-edge-litert")
 print(json.dumps(info), flush=True)
-x, _ = load_mnist_test("/work/bundle/mnist", download=False)
+x, _ = load_mnist_test("/work/readme/bundle/mnist", download=False)
 for job in sys.argv[1:]:
-    name, backend = job.split("=")
-    model = load("/work/bundle/" + name, backend=backend)
+    path, backend = job.split("=")
+    model = load(path, backend=backend)
+    name = path.rsplit("/", 1)[1]
     numpy.save(f"/work/out/{name}.{backend}.npy", numpy.concatenate([model.predict_proba(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
 print(json.dumps({"seconds": time.monotonic() - started}))
 """
-# The probabilities and `digitkit verify` run side by side (two processes, so two host cores for
-# the emulator: about half the wall time); each one's output and exit status go to /work/out.
+# The probabilities, then the ONNX verify in "$@" if any, beside the README's steps 4-6 (two processes,
+# so two host cores for the emulator); each one's output and exit status go to /work/out.
 SIDE_BY_SIDE = (
-    '"$1" /work/out/device_script.py $2 >/work/out/probe.out 2>/work/out/probe.err & probe=$!; shift 2; '
-    '"$@" >/work/out/verify.out 2>/work/out/verify.err; echo $? >/work/out/verify.rc; wait $probe; echo $? >/work/out/probe.rc'
+    '{ "$1" /work/out/device_script.py $2 >/work/out/probe.out 2>/work/out/probe.err; echo $? >/work/out/probe.rc; '
+    'shift 2; if [ $# -gt 0 ]; then "$@" >/work/out/verify.out 2>/work/out/verify.err; echo $? >/work/out/verify.rc; fi; } & '
+    f"{readme_steps('/work/out')}; wait"
 )
 
 
@@ -127,10 +143,20 @@ def _probabilities(path: Path, backend: str, x: np.ndarray) -> np.ndarray:
     return np.concatenate([model.predict_proba(x[i : i + 1000]) for i in range(0, len(x), 1000)])
 
 
+@dataclass(frozen=True)
+class Host:
+    readme: Path  # the README's bundle as bundle/, and photo.jpg
+    onnx_bundle: Path
+    rows: dict  # {(file, backend): the host's verify row} of both bundles
+    probabilities: dict  # {(file, backend): array}
+    label: int  # the photo's digit
+    predict: dict  # {backend: the host's step 5 lines}
+
+
 @pytest.fixture(scope="module")
-def trixie_bundle(request, tmp_path_factory):
-    """The bundle, the host's verify rows {(file, backend): row}, and the host's probabilities
-    {(file, backend): array}: made once for the three devices."""
+def trixie_host(request, tmp_path_factory) -> Host:
+    """The README's bundle and photo, the ONNX bundle, and the host's figures: made once for the three
+    devices."""
     reason = emu.emulation_unavailable_reason(arch="trixie-arm64")
     if reason:
         pytest.skip(reason)
@@ -139,61 +165,86 @@ def trixie_bundle(request, tmp_path_factory):
 
     assert "numpy" in BACKENDS
     export_dir: Path = request.getfixturevalue("export_dir")  # trained and exported only when we can run
-    bundle, rows = bundle_verified_on_host(
-        export_dir, tmp_path_factory.mktemp("trixie"), [a for f in ARTIFACTS for a in ("--artifact", f)]
-    )
-    x_test, _ = load_mnist_test(bundle / "mnist", download=False)
-    host = {(name, "numpy"): _probabilities(bundle / name, "numpy", x_test) for name in EXACT}
+    tmp = tmp_path_factory.mktemp("trixie")
+    onnx_bundle, rows = bundle_verified_on_host(export_dir, tmp / "onnx", ["--artifact", ONNX_INT8])
+    readme = readme_bundle(export_dir, tmp / "work")
+    label = readme_photo(readme)
+    verified = run_cli("verify", "--bundle", readme / "bundle", "--json", tmp / "readme.json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    rows |= {(r["file"], r["backend"]): r for r in json.loads((tmp / "readme.json").read_text())["results"]}
+    x_test, _ = load_mnist_test(readme / "bundle" / "mnist", download=False)
+    host = {(name, "numpy"): _probabilities(readme / "bundle" / name, "numpy", x_test) for name in EXACT}
     for device in DEVICES:
         for name, backend in device.native.items():
             if (name, backend) not in host:
-                host[name, backend] = _probabilities(bundle / name, backend, x_test)
-    return bundle, rows, host
+                folder = onnx_bundle if name == ONNX_INT8 else readme / "bundle"
+                host[name, backend] = _probabilities(folder / name, backend, x_test)
+    predict = {backend: host_predict(readme, backend) for backend in ("litert", "numpy")}
+    for backend, lines in predict.items():
+        assert lines[1].split()[:3] == ["photo.jpg", "digit", str(label)], (backend, lines)
+    return Host(readme, onnx_bundle, rows, host, label, predict)
 
 
 @pytest.mark.parametrize("device", DEVICES, ids=[d.name for d in DEVICES])
-def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figures):
+def test_readme_steps_on_trixie(device: Device, trixie_host: Host, tmp_path, figures):
     spec = emu.target(device.name)
     reason = emu.emulation_unavailable_reason(arch=device.name)
     if reason:
         pytest.skip(reason)
-    bundle, host_rows, host = trixie_bundle
+    host = trixie_host
     out = tmp_path / "out"
     out.mkdir()
     (out / "device_script.py").write_text(DEVICE_SCRIPT)
-    binds = {bundle: "/work/bundle", out: "/work/out"}
+    binds = {host.readme: "/work/readme", host.onnx_bundle: "/work/bundle", out: "/work/out"}
+    run = partial(emu.run_in_root, arch=device.name)
 
     started = time.monotonic()
     emu.ensure_host_tools(arch=device.name)
     cache = emu.default_cache_dir()
     root = emu.ensure_rootfs(cache, arch=device.name)
-    wheel = next(bundle.glob("digitkit-*.whl"))
+    wheel = next((host.readme / "bundle").glob("digitkit-*.whl"))
+    lines = readme_install_lines(device.install, host.readme / "bundle" / "README.md")
+    extras = re.search(r"\[([^\]]+)\]", lines[-1]).group(1)
     debian_numpy = "--system-site-packages" in spec.venv_args
-    requirements = [*wheel_requirements(wheel, device.extras, with_base=not debian_numpy), *device.pins]
+    requirements = [*wheel_requirements(wheel, extras, with_base=not debian_numpy), *device.pins]
     wheels = emu.download_wheels(requirements, cache / f"wheels-cp313-{spec.wheel_arch}", arch=device.name)
-    python = emu.prepare_venv(root, [*wheels, wheel], [f"digitkit[{device.extras}]"], arch=device.name)
-    digitkit = str(Path(python).with_name("digitkit"))
+    try:
+        readme_install(run, spec, root, [*wheels, wheel], lines, binds, more=device.more)
+    finally:
+        assert emu.mounts_under(root) == [], "mounts left behind under the root file system"
     setup_seconds = time.monotonic() - started
     jobs = " ".join(
-        [f"{name}=numpy" for name in EXACT] + [f"{name}={backend}" for name, backend in device.native.items()]
+        [f"/work/readme/bundle/{name}=numpy" for name in EXACT]
+        + [
+            f"/work/{'bundle' if name == ONNX_INT8 else 'readme/bundle'}/{name}={backend}"
+            for name, backend in device.native.items()
+        ]
     )
-    verify = [
-        digitkit,
+    # Beyond the README: the int8 ONNX model where an ONNX runtime is installed.
+    onnx_verify = [
+        "/opt/venv/bin/digitkit",
         "verify",
         "--bundle",
         "/work/bundle",
-        *[a for f in device.artifacts for a in ("--artifact", f)],
         "--json",
         "/work/out/device.json",
     ]
     try:
         run_started = time.monotonic()
-        done = emu.run_in_root(
+        done = run(
             root,
-            ["/bin/sh", "-c", SIDE_BY_SIDE, "sh", python, jobs, *verify],
+            [
+                "/bin/sh",
+                "-c",
+                SIDE_BY_SIDE,
+                "sh",
+                "/opt/venv/bin/python",
+                jobs,
+                *(onnx_verify if device.onnx else []),
+            ],
             timeout=2400,
             binds=binds,
-            arch=device.name,
+            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
         )
         run_seconds = time.monotonic() - run_started
     finally:
@@ -205,40 +256,46 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     assert done.returncode == 0 and (out / "probe.rc").read_text().strip() == "0", (
         f"exit {done.returncode}\n{done.stderr[-2000:]}\nprobe: {outputs['probe.out']}\n{outputs['probe.err'][-3000:]}"
     )
-    assert (out / "verify.rc").read_text().strip() == "0", (
-        f"verify:\n{outputs['verify.out']}\n{outputs['verify.err'][-3000:]}"
-    )
     info, probe_seconds = (
         json.loads(outputs["probe.out"].splitlines()[0]),
         json.loads(outputs["probe.out"].splitlines()[-1])["seconds"],
     )
-    report = json.loads((out / "device.json").read_text())
-    device_rows = {(r["file"], r["backend"]): r for r in report["results"]}
+    steps = readme_results(out, README_FILES)
 
-    # What runs there: the suite's Python, the numpy the README's install gives, the native runtimes.
-    assert info["machine"] in spec.machines and report["host"]["machine"] == info["machine"], info
+    # What runs there: the suite's Python, the numpy and Pillow the README's install gives, the runtimes.
+    assert info["machine"] in spec.machines, info
     assert info["python"].startswith("3.13."), info
-    if debian_numpy:  # Debian's numpy (2.2 in trixie)
+    if debian_numpy:  # Debian's numpy (2.2 in trixie) and Pillow
         assert info["numpy_file"].startswith("/usr/lib/python3/dist-packages/") and info["numpy"].startswith(
             "2.2."
         ), info
-    else:  # PyPI's numpy wheel, in the venv
-        assert info["numpy_file"].startswith("/opt/venv/"), info
-    backends = sorted({b for _, b in device_rows})
-    expected = {(f, b) for f in device.artifacts for b in device.backends[f.rsplit(".", 1)[1]]}
-    assert set(device_rows) == expected, sorted(device_rows)
-    assert set(device_rows) <= set(host_rows), sorted(set(device_rows) - set(host_rows))
+        assert info["PIL_file"].startswith("/usr/lib/python3/dist-packages/"), info
+    else:  # PyPI's numpy and Pillow wheels, in the venv
+        assert info["numpy_file"].startswith("/opt/venv/") and info["PIL_file"].startswith("/opt/venv/"), info
+
+    # Step 4: `digitkit verify --bundle bundle` found every installed backend by itself; every row passes.
+    expected = {(f, b) for f in README_FILES for b in device.backends}
+    assert set(steps.verify) == expected, sorted(steps.verify)
+    device_rows = {}
+    if device.onnx:
+        assert (out / "verify.rc").read_text().strip() == "0", (
+            f"verify:\n{outputs['verify.out']}\n{outputs['verify.err'][-3000:]}"
+        )
+        report = json.loads((out / "device.json").read_text())
+        assert report["host"]["machine"] == info["machine"]
+        device_rows = {(r["file"], r["backend"]): r for r in report["results"]}
+        assert set(device_rows) == {(ONNX_INT8, "onnxruntime")}, sorted(device_rows)
 
     # Exactness: the numpy backend's int8 probabilities equal x86's (numpy and LiteRT) bit for bit.
     exact = []
     for name in EXACT:
-        got = np.load(out / f"{name}.numpy.npy")
-        assert got.shape == host[name, "numpy"].shape == (10_000, 10)
-        assert np.array_equal(host[name, "numpy"], host[name, "litert"]), (
+        got, ref = np.load(out / f"{name}.numpy.npy"), host.probabilities[name, "numpy"]
+        assert got.shape == ref.shape == (10_000, 10)
+        assert np.array_equal(ref, host.probabilities[name, "litert"]), (
             f"{name}: host numpy backend != host LiteRT"
         )
-        assert np.array_equal(got, host[name, "numpy"]), (
-            f"{name}: {spec.label} numpy differs from x86 on {int(np.any(got != host[name, 'numpy'], axis=1).sum())} images"
+        assert np.array_equal(got, ref), (
+            f"{name}: {spec.label} numpy differs from x86 on {int(np.any(got != ref, axis=1).sum())} images"
         )
         exact.append(name)
 
@@ -248,7 +305,7 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
     gates = Gates()
     native = []
     for name, backend in device.native.items():
-        got, ref = np.load(out / f"{name}.{backend}.npy"), host[name, backend]
+        got, ref = np.load(out / f"{name}.{backend}.npy"), host.probabilities[name, backend]
         assert got.shape == ref.shape == (10_000, 10)
         images = int(np.any(got != ref, axis=1).sum())
         values = int((got != ref).sum())
@@ -264,22 +321,40 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
         if backend == "litert":  # README: "differs from x86 by one step on 8 images, no top-1 change"
             assert top1 == 0 and np.rint(diff * 256) <= 1, native[-1]
 
-    for key, row in sorted(device_rows.items()):
-        assert row["passed"], (key, row["failures"])
-        ref = host_rows[key]
-        if key[1] == "numpy" and key[0] in EXACT:  # bit-exact outputs: the same figures to the last digit
-            assert (row["accuracy"], row["agreement"], row["per_class_accuracy"]) == (
+    # The verify rows against the host's: the numpy backend's to the last printed digit (bit-exact
+    # outputs), the native backends' within the gates.
+    for (name, backend), (verdict, accuracy, agreement) in sorted(steps.verify.items()):
+        ref = host.rows[name, backend]
+        assert verdict == "PASS", (name, backend)
+        if backend == "numpy":
+            assert (accuracy, agreement) == (f"{ref['accuracy']:.4f}", f"{100 * ref['agreement']:.2f}%"), (
+                name,
+                accuracy,
+                agreement,
                 ref["accuracy"],
-                ref["agreement"],
-                ref["per_class_accuracy"],
             )
         else:
-            assert abs(row["accuracy"] - ref["accuracy"]) <= 1 - gates.min_agreement, key
+            assert abs(float(accuracy) - ref["accuracy"]) <= 1 - gates.min_agreement, (name, backend)
+    for key, row in device_rows.items():
+        assert row["passed"], (key, row["failures"])
+        assert abs(row["accuracy"] - host.rows[key]["accuracy"]) <= 1 - gates.min_agreement, key
+
+    # Step 5: the model and the backend `auto` chose, then the photo's digit; on the numpy backend the
+    # host's lines exactly.
+    auto = device.backends[0]
+    model = README_PREDICT.split("--model ")[1]
+    assert steps.predict[0] == f"Model: {model} (tflite int8-pixels) on {auto}", steps.predict
+    assert steps.predict[1].split()[:3] == ["photo.jpg", "digit", str(host.label)], steps.predict
+    if auto == "numpy":
+        assert steps.predict == host.predict["numpy"], (steps.predict, host.predict["numpy"])
+    # Step 6: a row per artifact and backend.
+    assert steps.bench == expected, sorted(steps.bench)
 
     versions = ", ".join(
         [
             f"{spec.label}: {info['machine']} Python {info['python']}",
             f"numpy {info['numpy']} ({'Debian' if info['numpy_file'].startswith('/usr/lib') else 'PyPI'})",
+            f"Pillow {info['PIL']} ({'Debian' if info['PIL_file'].startswith('/usr/lib') else 'PyPI'})",
         ]
         + ([f"LiteRT {info['litert']}"] if info.get("litert") else [])
         + (
@@ -292,13 +367,18 @@ def test_verify_bundle_on_trixie(device: Device, trixie_bundle, tmp_path, figure
         + [f"QEMU_CPU {spec.cpu or 'default'}"]
     )
     accuracies = "; ".join(
-        f"{f} {b} {r['accuracy']:.4f} (x86 {host_rows[f, b]['accuracy']:.4f})"
+        f"{f} {b} {acc} (x86 {host.rows[f, b]['accuracy']:.4f})"
+        for (f, b), (_, acc, _) in sorted(steps.verify.items())
+    ) + "".join(
+        f"; {f} {b} {r['accuracy']:.4f} (x86 {host.rows[f, b]['accuracy']:.4f})"
         for (f, b), r in sorted(device_rows.items())
     )
     figures.append(
-        f"{versions}; emulated {time.monotonic() - started:.0f} s (set-up {setup_seconds:.0f}, verify beside the probabilities "
-        f"{run_seconds:.0f}, probabilities alone {probe_seconds:.0f}; the emulator's speed): verify {len(device_rows)} rows pass [{accuracies}]; "
-        f"numpy == x86 bit for bit on {', '.join(exact)} (10,000 images)"
+        f"{versions}; emulated {time.monotonic() - started:.0f} s (set-up with the README's install {setup_seconds:.0f}, "
+        f"steps 4-6 beside the probabilities and the ONNX verify {run_seconds:.0f}, probabilities alone {probe_seconds:.0f}; "
+        f"the emulator's speed): README's `{README_STEPS['verify']}` {len(steps.verify)} rows pass"
+        + (f", ONNX verify {len(device_rows)} row" if device_rows else "")
+        + f" [{accuracies}]; numpy == x86 bit for bit on {', '.join(exact)} (10,000 images)"
         + (f"; vs x86: {'; '.join(native)}" if native else "")
-        + f"; backends {', '.join(backends)}"
+        + f"; predict: {steps.predict[0]} / {steps.predict[1]}; bench rows {sorted(steps.bench)}"
     )

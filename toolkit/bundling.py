@@ -120,7 +120,7 @@ def build_bundle(
             wheel=FileRef(wheel.name, sha256_file(wheel)) if wheel else None,
         )
         write_json_atomic(root / MANIFEST_NAME, manifest.with_artifacts(entries, info).to_json())
-        (root / "README.md").write_text(readme_text(entries, wheel), encoding="utf-8")
+        (root / "README.md").write_text(readme_text(entries, wheel, out.name), encoding="utf-8")
         if on_step is not None:
             on_step(f"writing {out.name}.tar.gz")
         tar_tmp = staging / (out.name + ".tar.gz")

@@ -129,11 +129,12 @@ TARGETS: dict[str, Target] = {
     # without XNNPACK (and so without the cpuinfo library that crashes on arm64); its built-in
     # kernels gave bit-identical outputs with QEMU_CPU max, cortex-a15 and cortex-a7, with and
     # without a Pi 4's 32-bit cpuinfo bound (``run_in_root(..., cpuinfo=True)``).
+    # python3-pil: Debian's Pillow, for `digitkit predict` on image files (the README's apt line).
     # python3-numpy pulls libblas3 and liblapack3 (as apt chooses them for a Pi too), whose
     # postinst makes libblas.so.3 and liblapack.so.3 with update-alternatives: without those
     # links `import numpy` fails ("libblas.so.3: cannot open shared object file").
     "armhf": Target(
-        "armhf", "armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", (*ROOTFS_PACKAGES, "python3-numpy"),
+        "armhf", "armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", (*ROOTFS_PACKAGES, "python3-numpy", "python3-pil"),
         ("--system-site-packages",), "cortex-a7", False, "root-armhf", ("linux_armv7l",),
         links=(
             ("/usr/lib/arm-linux-gnueabihf/libblas.so.3", "blas/libblas.so.3"),
@@ -147,11 +148,11 @@ TARGETS: dict[str, Target] = {
     # 32-bit Pi OS trixie (the only OS for a Pi Zero): no PyPI wheel of numpy, LiteRT, onnxruntime or
     # tflite-runtime for cp313 armv7l. Debian's python3-numpy (2.2) and python3-onnxruntime (1.21)
     # through a --system-site-packages venv; onnxruntime needs /sys mounted (else SIGABRT).
-    "trixie-armhf": _trixie("armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", ("python3-numpy", "python3-onnxruntime"),
+    "trixie-armhf": _trixie("armhf", ("armv7l", "armv8l"), "qemu-arm", "armv7l", ("python3-numpy", "python3-pil", "python3-onnxruntime"),
                             "cortex-a7", False, "arm-linux-gnueabihf"),
     # Any other CPU (riscv64 here): Debian's python3-numpy alone, so the numpy backend. qemu's
     # default CPU (rv64 with the extensions Debian's riscv64 baseline, rv64gc, needs).
-    "trixie-riscv64": _trixie("riscv64", ("riscv64",), "qemu-riscv64", "riscv64", ("python3-numpy",), "", False, "riscv64-linux-gnu"),
+    "trixie-riscv64": _trixie("riscv64", ("riscv64",), "qemu-riscv64", "riscv64", ("python3-numpy", "python3-pil"), "", False, "riscv64-linux-gnu"),
 }
 
 

@@ -81,5 +81,9 @@ def bundle(
     echo("Install on the device (details in its README.md):")
     for platform, command in install_lines(next(directory.glob("digitkit-*.whl"), None)):
         echo(f"  {platform}: {command}")
-    echo("Then, in the bundle: digitkit verify --bundle . && digitkit bench --bundle .")
+    name = directory.name
+    echo(
+        f"Then, beside the unpacked {name}/: . ~/digitkit-env/bin/activate && "
+        f"digitkit verify --bundle {name} && digitkit bench --bundle {name}"
+    )
     emit_json(json_target, summary)
