@@ -360,11 +360,10 @@ def without_function(code: str, name: str) -> str:
         begin = code.rfind("\n", 0, at) + 1  # the line holding the return type
         end = min(i for i in (code.find(";", at), code.find("{", at)) if i >= 0)
         if code[end] == "{":  # the definition: through its matching brace
-            depth = 0
-            for end in range(end, len(code)):
+            depth = 1
+            while depth:
+                end += 1
                 depth += {"{": 1, "}": -1}.get(code[end], 0)
-                if depth == 0:
-                    break
         code = code[:begin] + code[end + 1 :]
     return code
 
