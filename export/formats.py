@@ -132,7 +132,7 @@ TARGETS = (
         "int8-c",
         "digit_mlp_int8.c",
         "digitkit.export.c_source:export_c",
-        "the int8 TFLite model's, integer-only C99; plus .h and a TFLite Micro array",
+        "the int8 TFLite model's, integer-only inference in C99; plus .h and a TFLite Micro array",
         "uint8 pixels in, int8 probabilities out",
         requires=("tflite", "int8"),
     ),
