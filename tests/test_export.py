@@ -373,7 +373,9 @@ def test_info_shows_tensors_quantization_and_the_manifest_verdict(export_dir, tm
     assert result.exit_code == 0 and "MISMATCH" in result.output
 
 
-def test_a_converter_that_fails_names_its_target_and_quotes_the_converter(seed_model_dir, mnist, tmp_path):
+def test_a_converter_that_fails_names_its_target_and_quotes_the_converter(
+    seed_model_dir, mnist, tmp_path, capsys
+):
     """tf2onnx 1.17 refuses opset 19 (the CLI keeps users to 13-18; the pipeline is called directly here)."""
     from digitkit.export.calibration import CalibrationSet
     from digitkit.export.pipeline import ExportRequest, run_export
@@ -397,3 +399,17 @@ def test_a_converter_that_fails_names_its_target_and_quotes_the_converter(seed_m
         run_export(request)
     assert failure.value.exit_code == 1
     assert not [p for p in (tmp_path / "out").iterdir()], "a failed export publishes nothing"
+    # The one line the CLI prints quotes tf2onnx's own message (raised inside tf2onnx).
+    import traceback
+
+    from digitkit.toolkit.cli.common import exit_code_for
+
+    converter_error = failure.value.__cause__
+    raised_in = traceback.extract_tb(converter_error.__traceback__)[-1].filename
+    assert "tf2onnx" in raised_in, f"expected tf2onnx's own exception, got one from {raised_in}"
+    own_text = str(converter_error).strip().splitlines()[0]
+    assert "Opset 19" in own_text
+    capsys.readouterr()
+    assert exit_code_for(failure.value, debug=False) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and own_text in printed[0], printed

@@ -308,46 +308,6 @@ def test_doctor_reports_the_os(tmp_path):
     assert f"OS:         {reported}, {platform.machine()}" in result.stdout.splitlines()
 
 
-def test_a_failed_converter_names_its_target_and_quotes_the_converters_own_text(defaults_run, mnist, capsys):
-    """L53-54: tf2onnx 1.17 refuses opset 19 (the CLI keeps users to 13-18, so the pipeline is called
-    directly); the one line the CLI prints names the target and quotes tf2onnx's own message, exit 1."""
-    import traceback
-
-    from digitkit.export.calibration import CalibrationSet
-    from digitkit.export.formats import TARGETS
-    from digitkit.export.pipeline import ExportRequest, run_export
-    from digitkit.runtime.errors import ExportError
-    from digitkit.toolkit.cli.common import exit_code_for
-    from digitkit.toolkit.data import data_checksums
-
-    cwd, _ = defaults_run
-    (x_train, _), (x_test, y_test) = mnist
-    targets = [t for t in TARGETS if (t.format, t.mode) == ("onnx", "fp32")]
-    request = ExportRequest(
-        cwd / "runs" / "train" / "model.keras",
-        cwd / "opset19",
-        targets,
-        CalibrationSet.from_training_set(x_train, 10, 0),
-        x_test,
-        y_test,
-        data_checksums(),
-        None,
-        onnx_opset=19,
-    )
-    with pytest.raises(ExportError) as failure:
-        run_export(request)
-    converter_error = failure.value.__cause__
-    raised_in = traceback.extract_tb(converter_error.__traceback__)[-1].filename
-    assert "tf2onnx" in raised_in, f"expected tf2onnx's own exception, got one from {raised_in}"
-    own_text = str(converter_error).strip().splitlines()[0]
-    capsys.readouterr()
-    assert exit_code_for(failure.value, debug=False) == 1
-    printed = capsys.readouterr().err.strip().splitlines()
-    assert len(printed) == 1, printed
-    assert "onnx fp32 (digit_mlp_fp32.onnx) failed" in printed[0] and own_text in printed[0], printed[0]
-    assert "Opset 19" in own_text
-
-
 def test_verify_measures_at_batch_1000_and_bench_latency_at_batch_1(defaults_run, mnist_test, monkeypatch):
     """L72: the real model, wrapped to record the batch of every predict_proba call: verify's timed pass
     over the test set is all batches of 1000; bench's latency calls are one image each."""
