@@ -5,6 +5,19 @@ from __future__ import annotations
 import os
 
 
+def require_tensorflow() -> None:
+    """Refuse before any work, and before an output directory is made, where TensorFlow is not
+    installed at all (cheap: finds the package without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        from digitkit.runtime.errors import DigitkitError
+
+        raise DigitkitError(
+            "This command needs TensorFlow, which is not installed", "pip install 'digitkit[train]'"
+        )
+
+
 def import_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")

@@ -59,6 +59,16 @@ def test_bundle_holds_what_a_device_needs(bundle_dir):
     )
     with tarfile.open(bundle_dir.with_name("pi.tar.gz")) as tar:
         assert "pi/manifest.json" in tar.getnames()
+    # README step 2, `tar xzf bundle.tar.gz` on the device: the system's tar gives back the directory,
+    # every file byte for byte (the emulated devices run steps 3-6 on such a directory).
+    device = bundle_dir.parent / "device"
+    device.mkdir()
+    subprocess.run(["tar", "xzf", str(bundle_dir.with_name("pi.tar.gz"))], cwd=device, check=True)
+    unpacked = {
+        p.relative_to(device / "pi"): p.read_bytes() for p in (device / "pi").rglob("*") if p.is_file()
+    }
+    written = {p.relative_to(bundle_dir): p.read_bytes() for p in bundle_dir.rglob("*") if p.is_file()}
+    assert unpacked == written
 
 
 def test_verify_and_bench_on_the_bundle(bundle_dir, tmp_path):

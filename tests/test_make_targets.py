@@ -70,3 +70,19 @@ def test_the_suite_lists_its_slowest_tests():
 
     addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
     assert "--durations=25" in addopts.split()
+
+
+def test_the_venv_tools_run_by_path_or_after_activate():
+    """README: run the tools as `.venv/bin/digitkit`, or `source .venv/bin/activate` first."""
+    from digitkit.runtime import __version__
+
+    by_path = subprocess.run([str(VENV / "bin" / "digitkit"), "--version"], capture_output=True, text=True)
+    activated = subprocess.run(
+        ["bash", "-c", f'source "{VENV}/bin/activate" && command -v digitkit && digitkit --version'],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert by_path.stdout == f"digitkit {__version__}\n", by_path.stderr
+    found, version = activated.stdout.splitlines()
+    assert Path(found) == VENV / "bin" / "digitkit" and version == f"digitkit {__version__}", activated

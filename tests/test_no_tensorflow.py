@@ -75,3 +75,16 @@ def test_every_command_the_readme_says_needs_no_tensorflow_runs_without_it(
         server.stop()
     assert set(runs) | {"serve"} == commands
     assert Path(tmp_path / "bundle").is_dir()
+
+
+def test_train_and_export_need_tensorflow_and_say_so_in_one_line(no_tensorflow, seed_model_dir, tmp_path):
+    """README: train and export need TensorFlow: without it, one line naming the extra, exit 2."""
+    for args in (
+        ["train", "--epochs", "1", "--out", tmp_path / "train"],
+        ["export", "--model", seed_model_dir, "--out", tmp_path / "export", "--int8"],
+    ):
+        done = run_cli(*args, env=no_tensorflow)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (args[0], done.returncode, done.stderr)
+        assert "needs TensorFlow" in lines[0] and "digitkit[train]" in lines[0], lines
+        assert not list((tmp_path / args[0]).glob("*")), "nothing written"

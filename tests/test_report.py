@@ -210,6 +210,12 @@ def test_reports_in_headless_chromium(passing, sabotaged, mnist_test, tmp_path, 
                     "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
                 )
                 assert scroll <= client, f"{name} at {width} px scrolls sideways ({scroll} > {client})"
+                # README: on a phone the results table turns into one card (a grid box) per pair
+                displays = driver.execute_script(
+                    "return [...document.querySelectorAll('table.results tbody tr')]"
+                    ".map(r => getComputedStyle(r).display)"
+                )
+                assert displays and set(displays) == ({"grid"} if width < 500 else {"table-row"}), displays
                 if keep and width > 500:  # the top of the page, for the README
                     driver.set_window_size(width, KEPT_HEIGHT)
                     screenshot(driver, Path(keep) / f"report-{name}.png", full_page=False)

@@ -65,6 +65,7 @@ def export(
     from digitkit.export.calibration import CalibrationSet
     from digitkit.export.formats import select_targets
     from digitkit.export.pipeline import ExportRequest, require_model_file, run_export
+    from digitkit.export.tf_env import require_tensorflow
     from digitkit.runtime.errors import InputError
     from digitkit.runtime.files import ensure_writable_dir
     from digitkit.toolkit.data import data_checksums, load_mnist
@@ -84,6 +85,7 @@ def export(
         model = model / "model.keras"
     require_model_file(model)
     training = read_record(model)  # refused before the work when it is another model's
+    require_tensorflow()
     ensure_writable_dir(out, "export", "--out")
     progress_line("loading MNIST and TensorFlow")
     (x_train, _), (x_test, y_test) = load_mnist(data_dir)

@@ -45,6 +45,7 @@ def train(
     json_path: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Train a recipe (default: the MNIST MLP 784-512-512-10, rmsprop, batch 128) and write model.keras."""
+    from digitkit.export.tf_env import require_tensorflow
     from digitkit.runtime.files import ensure_writable_dir
     from digitkit.toolkit.cli.progress import EpochBar
     from digitkit.toolkit.training import recipe_defaults
@@ -53,6 +54,7 @@ def train(
     config = recipe_defaults(recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment)
     config.check()
     json_target = json_output(json_path)
+    require_tensorflow()
     ensure_writable_dir(out, "training", "--out")
     with EpochBar(config.epochs) as bar:  # on a terminal, live from here: TensorFlow takes seconds to load
         record = run_training(
