@@ -34,28 +34,9 @@ model_path = test_serve.model_path  # test_serve's fixtures: the served artifact
 sample_files = test_serve.sample_files
 
 
-class Launched(Server):
-    """A `digitkit serve` started from a whole command line (test_serve's Server always passes
-    --model and --port 0): to run it without --port, or under `unshare`."""
-
-    def __init__(self, argv: list[str], workdir: Path, env: dict | None = None) -> None:
-        self.workdir = workdir
-        self.tmpdir = workdir / "tmp"
-        self.tmpdir.mkdir(parents=True)
-        self.stderr_path = workdir.parent / f"{workdir.name}.stderr"
-        self.stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            env={**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})},
-        )
-        self.line = self.process.stdout.readline().decode()
-        assert "serving" in self.line, f"no address line: {self.line!r}\n{self.stderr_text()}"
-        address = self.line.rsplit("http://", 1)[1].strip().rstrip("/")
-        self.host, port = address.rsplit(":", 1)
-        self.port = int(port)
+def launched(argv: list[str], workdir: Path, env: dict | None = None) -> Server:
+    """A `digitkit serve` started from a whole command line: to run it without --port, or under `unshare`."""
+    return Server(None, workdir, env=env, argv=argv)
 
 
 def _serve_command():
@@ -93,7 +74,7 @@ def test_the_defaults_port_8000_an_8_mb_body_and_a_10_s_body_timeout(model_path,
     work.mkdir()
     free = _port_free(8000)
     argv = [str(DIGITKIT), "serve", "--model", str(model_path), *([] if free else ["--port", "0"])]
-    server = Launched(argv, work)
+    server = launched(argv, work)
     try:
         if free:
             assert server.line.strip().endswith("at http://127.0.0.1:8000/"), server.line
@@ -181,7 +162,7 @@ def test_on_a_read_only_file_system_keep_alive_access_log_and_a_graceful_sigterm
     work = tmp_path / "cwd"
     work.mkdir()
     argv = [*wrapper, str(DIGITKIT), "serve", "--model", str(model_path), "--port", "0", "--access-log"]
-    server = Launched(argv, work)
+    server = launched(argv, work)
     sent: list[tuple[str, str, int]] = []
     try:
         assert _writable_mounts(server.process.pid) == [], "the server's file systems are not all read-only"
@@ -269,26 +250,24 @@ def test_at_most_max_connections_connections(model_path, tmp_path):
         assert healthz(kept) == 200
         idle = [socket.create_connection((server.host, server.port), timeout=30) for _ in range(2)]
         assert healthz(kept) == 200  # three open, this one of them: within the limit
-        extra_status = None
-        for _ in range(50):  # until the server has taken the idle ones in (a wait, not asserted)
-            extra = http.client.HTTPConnection(server.host, server.port, timeout=30)
-            extra_status = healthz(extra)
-            extra.close()
-            if extra_status == 503:
-                break
-            time.sleep(0.1)
-        assert extra_status == 503, "a fourth connection was served"
+
+        def fresh_status(wanted: int) -> int:
+            """A new connection's status, retried until it is ``wanted`` (the server takes connections
+            in asynchronously: a wait, not asserted), at most 5 s."""
+            status = 0
+            for _ in range(50):
+                fresh = http.client.HTTPConnection(server.host, server.port, timeout=30)
+                status = healthz(fresh)
+                fresh.close()
+                if status == wanted:
+                    break
+                time.sleep(0.1)
+            return status
+
+        assert fresh_status(503) == 503, "a fourth connection was served"
         assert healthz(kept) == 200
         idle.pop().close()
-        again = None
-        for _ in range(50):
-            fresh = http.client.HTTPConnection(server.host, server.port, timeout=30)
-            again = healthz(fresh)
-            fresh.close()
-            if again == 200:
-                break
-            time.sleep(0.1)
-        assert again == 200
+        assert fresh_status(200) == 200
         kept.close()
     finally:
         for sock in idle:

@@ -35,21 +35,36 @@ class Server:
     with an empty TMPDIR (so that anything it wrote would show)."""
 
     def __init__(
-        self, model: Path, workdir: Path, *args: str, env: dict | None = None, model_flag: bool = True
+        self,
+        model: Path | None,
+        workdir: Path,
+        *args: str,
+        env: dict | None = None,
+        model_flag: bool = True,
+        argv: list[str] | None = None,
     ) -> None:
+        """``argv``, when given, is the whole command line (to run without --port, or under a wrapper)."""
         self.workdir = workdir
         self.tmpdir = workdir / "tmp"
         self.tmpdir.mkdir(parents=True)
         self.stderr_path = workdir.parent / f"{workdir.name}.stderr"
         self.stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [str(DIGITKIT), "serve", *(["--model", str(model)] if model_flag else []), "--port", "0", *args],
+            argv
+            or [
+                str(DIGITKIT),
+                "serve",
+                *(["--model", str(model)] if model_flag else []),
+                "--port",
+                "0",
+                *args,
+            ],
             cwd=workdir,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env={**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})},
         )
-        line = self.process.stdout.readline().decode()  # the first line names the address
+        self.line = line = self.process.stdout.readline().decode()  # the first line names the address
         assert "serving" in line, f"no address line: {line!r}\n{self.stderr_text()}"
         address = line.rsplit("http://", 1)[1].strip().rstrip("/")
         self.host, port = address.rsplit(":", 1)
